@@ -1,0 +1,3 @@
+from docmind.cli import main
+
+raise SystemExit(main())

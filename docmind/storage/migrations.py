@@ -1,0 +1,172 @@
+"""Numbered schema migrations, applied in order once and recorded in ``_migrations``.
+
+Add a migration by appending a function to ``MIGRATIONS``; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from docmind.storage.errors import DatabaseTooNewError
+
+if TYPE_CHECKING:
+    from docmind.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run a multi-statement script inside the caller's transaction (``executescript`` would commit)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+
+
+def m001_initial(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE kv (
+            collection TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (collection, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO counters VALUES ('chunks', 0);
+
+        CREATE TABLE documents (
+            source TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            chunks INTEGER NOT NULL DEFAULT 0,
+            embed_model TEXT,
+            ingested_at TEXT NOT NULL
+        );
+
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY,
+            node_id TEXT NOT NULL UNIQUE,
+            ref_doc_id TEXT,
+            source TEXT,
+            page INTEGER,
+            text TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            node TEXT NOT NULL,
+            embedding BLOB
+        );
+        CREATE INDEX chunks_ref_doc ON chunks(ref_doc_id);
+        CREATE INDEX chunks_source ON chunks(source);
+
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', content_rowid='id');
+        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+            UPDATE counters SET value = value + 1 WHERE name = 'chunks';
+        END;
+        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            UPDATE counters SET value = value + 1 WHERE name = 'chunks';
+        END;
+        CREATE TRIGGER chunks_au AFTER UPDATE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+            UPDATE counters SET value = value + 1 WHERE name = 'chunks';
+        END;
+
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL DEFAULT '',
+            thinking TEXT NOT NULL DEFAULT '',
+            extra TEXT NOT NULL DEFAULT '{}',
+            tokens INTEGER,
+            status TEXT NOT NULL DEFAULT 'complete',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX messages_session ON messages(session_id, id);
+        CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id');
+        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+        END;
+        CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+
+        CREATE TABLE graph_nodes (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            label TEXT NOT NULL,
+            name TEXT,
+            text TEXT,
+            properties TEXT NOT NULL DEFAULT '{}',
+            embedding BLOB
+        );
+        CREATE INDEX graph_nodes_label ON graph_nodes(label);
+        CREATE TABLE graph_relations (
+            source_id TEXT NOT NULL REFERENCES graph_nodes(id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            target_id TEXT NOT NULL REFERENCES graph_nodes(id) ON DELETE CASCADE,
+            properties TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (source_id, label, target_id)
+        );
+        CREATE INDEX graph_relations_target ON graph_relations(target_id);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _applied(conn: sqlite3.Connection) -> int:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    return conn.execute("SELECT COALESCE(MAX(version), 0) FROM _migrations").fetchone()[0]
+
+
+def migrate(db: Database) -> int:
+    """Bring ``db`` up to ``SCHEMA_VERSION``; refuse a database from a newer DocMind. Returns the version."""
+    conn = db.connection()
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise DatabaseTooNewError(
+            f"{db.path} was written by a newer DocMind (schema {current}, this version knows {SCHEMA_VERSION}). "
+            "It was left untouched: update DocMind to open it."
+        )
+    if current == SCHEMA_VERSION:
+        return current
+
+    def apply(conn: sqlite3.Connection) -> int:
+        done = _applied(conn)
+        for version, step in enumerate(MIGRATIONS, start=1):
+            if version <= done:
+                continue
+            log.info("applying migration %d %s to %s", version, step.__name__, db.path)
+            step(conn)
+            conn.execute(
+                "INSERT INTO _migrations VALUES (?, ?, datetime('now'))", (version, step.__name__)
+            )
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return SCHEMA_VERSION
+
+    return db.write(apply)
