@@ -1,4 +1,11 @@
-"""SQLite storage: one file, one connection policy, LlamaIndex-compatible stores."""
+"""SQLite storage: one file, one connection policy, LlamaIndex-compatible stores.
+
+The LlamaIndex stores are imported on first use, so ``Database``-only paths (doctor, backup)
+do not pay for importing llama-index.
+"""
+
+from importlib import import_module
+from typing import Any
 
 from docmind.storage.db import Database, open_database
 from docmind.storage.errors import (
@@ -9,12 +16,24 @@ from docmind.storage.errors import (
     StorageError,
 )
 
+_LAZY = {
+    "SQLiteKVStore": "docmind.storage.kv",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Database",
     "DatabaseTooNewError",
     "DiskFullError",
     "NotADatabaseError",
     "ReadOnlyError",
+    "SQLiteKVStore",
     "StorageError",
     "open_database",
 ]

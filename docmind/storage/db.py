@@ -155,8 +155,10 @@ _databases: dict[Path, Database] = {}
 _databases_lock = threading.Lock()
 
 
-def open_database(path: str | Path) -> Database:
-    """The process-wide ``Database`` for ``path`` (migrated once per process)."""
+def open_database(path: str | Path | Database) -> Database:
+    """The process-wide ``Database`` for ``path`` (migrated once per process); a ``Database`` is returned as is."""
+    if isinstance(path, Database):
+        return path
     key = Path(path).resolve()
     with _databases_lock:
         db = _databases.get(key)
