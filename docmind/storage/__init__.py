@@ -18,6 +18,7 @@ from docmind.storage.errors import (
 
 _LAZY = {
     "SQLiteKVStore": "docmind.storage.kv",
+    "SQLiteChatStore": "docmind.storage.chat",
 }
 
 
@@ -33,6 +34,7 @@ __all__ = [
     "DiskFullError",
     "NotADatabaseError",
     "ReadOnlyError",
+    "SQLiteChatStore",
     "SQLiteKVStore",
     "StorageError",
     "open_database",
