@@ -7,6 +7,7 @@ use it directly so that listing chats stays fast to start.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -86,9 +87,8 @@ def _message(row: sqlite3.Row) -> StoredMessage:
 
 
 def fts_query(text: str) -> str:
-    """Quote every word so user text never trips FTS5 syntax (``"``, ``*``, ``AND``, ``-``...)."""
-    words = text.split()
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+    """Every word of ``text``, quoted, so user text never trips FTS5 syntax (``"``, ``*``, ``-``...)."""
+    return " ".join(f'"{word}"' for word in re.findall(r"\w+", text))
 
 
 class ChatLog:

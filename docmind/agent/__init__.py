@@ -1,0 +1,23 @@
+"""The agent layer: chat sessions and the ReActAgent that answers from the user's documents.
+
+Names are imported on first use, so ``docmind sessions ...`` never loads LlamaIndex or the model.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "Sessions": "docmind.agent.sessions",
+    "UnknownSessionError": "docmind.agent.sessions",
+    "InvalidExportError": "docmind.agent.sessions",
+    "title_from_question": "docmind.agent.sessions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
