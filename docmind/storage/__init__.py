@@ -11,13 +11,16 @@ from docmind.storage.db import Database, open_database
 from docmind.storage.errors import (
     DatabaseTooNewError,
     DiskFullError,
+    EmbeddingDimensionError,
     NotADatabaseError,
     ReadOnlyError,
     StorageError,
+    UnsupportedFilterError,
 )
 
 _LAZY = {
     "SQLiteKVStore": "docmind.storage.kv",
+    "SQLiteVectorStore": "docmind.storage.vectors",
     "SQLiteChatStore": "docmind.storage.chat",
 }
 
@@ -32,10 +35,13 @@ __all__ = [
     "Database",
     "DatabaseTooNewError",
     "DiskFullError",
+    "EmbeddingDimensionError",
     "NotADatabaseError",
     "ReadOnlyError",
     "SQLiteChatStore",
     "SQLiteKVStore",
+    "SQLiteVectorStore",
     "StorageError",
+    "UnsupportedFilterError",
     "open_database",
 ]

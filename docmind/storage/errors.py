@@ -45,3 +45,11 @@ def translate(error: sqlite3.Error, path: Path) -> StorageError | sqlite3.Error:
             f"The disk holding {path} is full; nothing was written. Free some space and try again."
         )
     return error
+
+
+class UnsupportedFilterError(StorageError, ValueError):
+    """A metadata filter the SQLite stores cannot evaluate."""
+
+
+class EmbeddingDimensionError(StorageError, ValueError):
+    """Embeddings of different sizes were mixed in one database."""

@@ -1,0 +1,423 @@
+"""A LlamaIndex vector store on the ``chunks`` table: exact cosine search in numpy, BM25 through FTS5.
+
+Embeddings are float32 BLOBs. Each process keeps one normalized, contiguous matrix per database
+file and reloads it only when the ``counters`` row ``chunks`` (bumped by triggers on every chunk
+insert, update or delete, in any process) has changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.storage.docstore.utils import doc_to_json, json_to_doc
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+
+from docmind.storage.db import Database, open_database
+from docmind.storage.errors import EmbeddingDimensionError, UnsupportedFilterError, translate
+
+log = logging.getLogger(__name__)
+
+_NODE_COLUMNS = "id, node_id, text, metadata, node"
+_UPSERT = """
+    INSERT INTO chunks (node_id, ref_doc_id, source, page, text, metadata, node, embedding)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT(node_id) DO UPDATE SET
+        ref_doc_id = excluded.ref_doc_id, source = excluded.source, page = excluded.page,
+        text = excluded.text, metadata = excluded.metadata, node = excluded.node,
+        embedding = excluded.embedding
+"""
+# Filter keys that live in their own indexed column rather than in the metadata JSON.
+_COLUMN_KEYS = {
+    "doc_id": "ref_doc_id",
+    "ref_doc_id": "ref_doc_id",
+    "document_id": "ref_doc_id",
+    "source": "source",
+    "file_path": "source",
+    "page": "page",
+    "node_id": "node_id",
+}
+_COMPARISONS = {
+    FilterOperator.EQ: "=",
+    FilterOperator.NE: "IS NOT",
+    FilterOperator.GT: ">",
+    FilterOperator.GTE: ">=",
+    FilterOperator.LT: "<",
+    FilterOperator.LTE: "<=",
+}
+_FETCH_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class _Matrix:
+    """All embeddings of one database at one ``counters.chunks`` version, rows L2-normalized."""
+
+    version: int
+    inode: int
+    ids: np.ndarray  # chunk row ids, ascending, aligned with ``vectors``
+    vectors: np.ndarray  # (n, dim) float32, C-contiguous
+
+
+_matrices: dict[Path, _Matrix] = {}
+_matrices_lock = threading.Lock()
+
+
+class SQLiteVectorStore(BasePydanticVectorStore):
+    """Chunks with their text, metadata and embeddings in the DocMind database."""
+
+    stores_text: bool = True
+    path: str
+
+    _db: Database = PrivateAttr()
+
+    def __init__(self, db: str | Path | Database, **kwargs: Any) -> None:
+        database = open_database(db)
+        super().__init__(path=str(database.path), **kwargs)
+        self._db = database
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SQLiteVectorStore"
+
+    @property
+    def client(self) -> Database:
+        return self._db
+
+    # ----- writes -----
+
+    def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        """Insert or replace ``nodes`` (matched by node id) in one transaction."""
+        rows = [_chunk_row(node) for node in nodes]
+        if rows:
+            self._db.write(lambda conn: conn.executemany(_UPSERT, rows))
+        return [node.node_id for node in nodes]
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every chunk of the document ``ref_doc_id``."""
+        self._db.execute("DELETE FROM chunks WHERE ref_doc_id = ?", (ref_doc_id,))
+
+    def delete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        """Delete the chunks matching both ``node_ids`` and ``filters`` (all chunks if neither is given)."""
+        where, params = _where(filters, node_ids=node_ids)
+        self._db.execute(f"DELETE FROM chunks WHERE {where}", params)
+
+    def clear(self) -> None:
+        self._db.execute("DELETE FROM chunks")
+
+    # ----- reads -----
+
+    def get_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+    ) -> list[BaseNode]:
+        """The chunks matching both ``node_ids`` and ``filters``, in insertion order."""
+        where, params = _where(filters, node_ids=node_ids)
+        rows = self._db.read(f"SELECT {_NODE_COLUMNS} FROM chunks WHERE {where} ORDER BY id", params)
+        return [_node(row) for row in rows]
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Exact cosine top-k over all stored embeddings (or BM25 for ``mode=TEXT_SEARCH``)."""
+        if query.mode == VectorStoreQueryMode.TEXT_SEARCH:
+            return self.text_search(query.query_str or "", query.similarity_top_k, query.filters)
+        if query.mode != VectorStoreQueryMode.DEFAULT:
+            raise NotImplementedError(
+                f"SQLiteVectorStore supports the 'default' and 'text_search' query modes, not {query.mode.value!r}."
+            )
+        if query.query_embedding is None:
+            raise ValueError("A vector query needs query_embedding; use text_search() for keyword search.")
+        matrix = self._matrix()
+        positions = None
+        if query.filters is not None or query.doc_ids is not None or query.node_ids is not None:
+            where, params = _where(query.filters, doc_ids=query.doc_ids, node_ids=query.node_ids)
+            wanted = np.fromiter((row[0] for row in self._db.read(f"SELECT id FROM chunks WHERE {where}", params)), np.int64)
+            positions = _positions(matrix.ids, wanted)
+        ids, scores = _top_k(matrix, positions, query.query_embedding, query.similarity_top_k)
+        return self._result(ids, scores)
+
+    def text_search(
+        self, query: str, top_k: int, filters: MetadataFilters | None = None
+    ) -> VectorStoreQueryResult:
+        """BM25 over the chunk text (FTS5); any word matches, punctuation in ``query`` is harmless.
+
+        Similarities are ``-bm25()``: higher is better, comparable only within one query.
+        """
+        match = fts_query(query)
+        if not match or top_k <= 0:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        where, params = _where(filters, table="c")
+        rows = self._db.read(
+            f"""SELECT c.id, bm25(chunks_fts) AS rank FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+                WHERE chunks_fts MATCH ? AND {where} ORDER BY rank LIMIT ?""",
+            (match, *params, top_k),
+        )
+        return self._result([row[0] for row in rows], [-row[1] for row in rows])
+
+    def _result(self, ids: Sequence[int], scores: Sequence[float]) -> VectorStoreQueryResult:
+        """Load the chunks ``ids`` in that order; chunks deleted meanwhile are skipped."""
+        found = {}
+        if len(ids):
+            marks = ",".join("?" * len(ids))
+            found = {row[0]: row for row in self._db.read(f"SELECT {_NODE_COLUMNS} FROM chunks WHERE id IN ({marks})", tuple(int(i) for i in ids))}
+        nodes, similarities = [], []
+        for chunk_id, score in zip(ids, scores):
+            if int(chunk_id) in found:
+                nodes.append(_node(found[int(chunk_id)]))
+                similarities.append(float(score))
+        return VectorStoreQueryResult(nodes=nodes, similarities=similarities, ids=[n.node_id for n in nodes])
+
+    def _matrix(self) -> _Matrix:
+        """This process's embedding matrix for the database, reloaded if any process changed a chunk."""
+        version = self._db.read("SELECT value FROM counters WHERE name = 'chunks'")[0][0]
+        inode = os.stat(self._db.path).st_ino
+        with _matrices_lock:
+            cached = _matrices.get(self._db.path)
+            if cached is not None and cached.version == version and cached.inode == inode:
+                return cached
+            matrix = _snapshot(self._db, lambda conn: _load_matrix(conn, inode))
+            _matrices[self._db.path] = matrix
+            log.debug("loaded %d embeddings from %s (version %d)", len(matrix.ids), self._db.path, matrix.version)
+            return matrix
+
+    # ----- async -----
+
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        return await asyncio.to_thread(self.add, nodes, **kwargs)
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
+
+    async def adelete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
+
+    async def aclear(self) -> None:
+        await asyncio.to_thread(self.clear)
+
+    async def aget_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+    ) -> list[BaseNode]:
+        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return await asyncio.to_thread(self.query, query, **kwargs)
+
+    async def atext_search(
+        self, query: str, top_k: int, filters: MetadataFilters | None = None
+    ) -> VectorStoreQueryResult:
+        return await asyncio.to_thread(self.text_search, query, top_k, filters)
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 MATCH expression where each word of ``text`` is a quoted term, joined by OR."""
+    return " OR ".join(f'"{word}"' for word in re.findall(r"\w+", text))
+
+
+# ----- rows and nodes -----
+
+
+def _chunk_row(node: BaseNode) -> tuple:
+    metadata = dict(node.metadata)
+    source = metadata.get("source") or metadata.get("file_path")
+    page = metadata.get("page")
+    data = doc_to_json(node)
+    data["__data__"].update(embedding=None, metadata={})
+    if "text" in data["__data__"]:
+        data["__data__"]["text"] = ""
+    embedding = None if node.embedding is None else np.asarray(node.embedding, dtype=np.float32).tobytes()
+    return (
+        node.node_id,
+        node.ref_doc_id,
+        None if source is None else str(source),
+        page if isinstance(page, int) else None,
+        node.get_content(metadata_mode=MetadataMode.NONE),
+        json.dumps(metadata),
+        json.dumps(data),
+        embedding,
+    )
+
+
+def _node(row: sqlite3.Row) -> BaseNode:
+    node = json_to_doc(json.loads(row["node"]))
+    node.set_content(row["text"])
+    node.metadata = json.loads(row["metadata"])
+    return node
+
+
+# ----- filters -----
+
+
+def _where(
+    filters: MetadataFilters | None,
+    *,
+    doc_ids: list[str] | None = None,
+    node_ids: list[str] | None = None,
+    table: str = "chunks",
+) -> tuple[str, tuple]:
+    """A SQL condition over ``table`` and its parameters; ``"1"`` when nothing restricts."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for column, values in (("ref_doc_id", doc_ids), ("node_id", node_ids)):
+        if values is not None:
+            parts.append(_in(f"{table}.{column}", values, params))
+    if filters is not None and filters.filters:
+        sql, filter_params = _filters_sql(filters, table)
+        parts.append(sql)
+        params.extend(filter_params)
+    return (" AND ".join(parts) or "1"), tuple(params)
+
+
+def _filters_sql(filters: MetadataFilters, table: str) -> tuple[str, list]:
+    params: list[Any] = []
+    parts = []
+    for item in filters.filters:
+        if isinstance(item, MetadataFilters):
+            sql, nested = _filters_sql(item, table)
+            parts.append(sql)
+            params.extend(nested)
+        else:
+            parts.append(_filter_sql(item, table, params))
+    condition = filters.condition or FilterCondition.AND
+    if not parts:
+        return "1", params
+    if condition == FilterCondition.AND:
+        return "(" + " AND ".join(parts) + ")", params
+    if condition == FilterCondition.OR:
+        return "(" + " OR ".join(parts) + ")", params
+    if condition == FilterCondition.NOT:
+        return "NOT (" + " OR ".join(parts) + ")", params
+    raise UnsupportedFilterError(f"Filter condition {condition!r} is not supported; use and, or, not.")
+
+
+def _filter_sql(item: MetadataFilter, table: str, params: list) -> str:
+    if item.key in _COLUMN_KEYS:
+        expr = f"{table}.{_COLUMN_KEYS[item.key]}"
+    else:
+        expr = f"json_extract({table}.metadata, ?)"
+        params.append('$."' + item.key.replace('"', '\\"') + '"')
+    if item.operator in _COMPARISONS:
+        if isinstance(item.value, list):
+            raise UnsupportedFilterError(f"Filter {item.key!r} {item.operator.value} needs one value, not a list.")
+        params.append(item.value)
+        return f"{expr} {_COMPARISONS[item.operator]} ?"
+    if item.operator in (FilterOperator.IN, FilterOperator.NIN):
+        values = item.value if isinstance(item.value, list) else [item.value]
+        sql = _in(expr, values, params)
+        return sql if item.operator == FilterOperator.IN else f"({expr} IS NULL OR NOT {sql})"
+    raise UnsupportedFilterError(
+        f"Filter operator {item.operator.value!r} on {item.key!r} is not supported by SQLiteVectorStore; "
+        "use ==, !=, >, >=, <, <=, in or nin."
+    )
+
+
+def _in(expr: str, values: Sequence[Any], params: list) -> str:
+    if not values:
+        return "0"
+    params.extend(values)
+    return f"{expr} IN ({','.join('?' * len(values))})"
+
+
+# ----- the matrix -----
+
+
+def _snapshot(db: Database, fn: Any) -> Any:
+    """Run ``fn(conn)`` in one read transaction, so everything it reads is one consistent state."""
+    conn = db.connection()
+    try:
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+    except sqlite3.Error as error:
+        raise translate(error, db.path) from error
+
+
+def _load_matrix(conn: sqlite3.Connection, inode: int) -> _Matrix:
+    version = conn.execute("SELECT value FROM counters WHERE name = 'chunks'").fetchone()[0]
+    count, dim_bytes = conn.execute(
+        "SELECT COUNT(*), MAX(length(embedding)) FROM chunks WHERE embedding IS NOT NULL"
+    ).fetchone()
+    dim = (dim_bytes or 0) // 4
+    ids = np.empty(count, dtype=np.int64)
+    vectors = np.empty((count, dim), dtype=np.float32)
+    cursor = conn.execute("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL ORDER BY id")
+    row = 0
+    while batch := cursor.fetchmany(_FETCH_ROWS):
+        for chunk_id, blob in batch:
+            if len(blob) != dim * 4:
+                raise EmbeddingDimensionError(
+                    f"Chunk {chunk_id} has a {len(blob) // 4}-d embedding but others are {dim}-d: the documents were "
+                    "embedded with different models. Remove and re-ingest them with one embedding model."
+                )
+            ids[row] = chunk_id
+            vectors[row] = np.frombuffer(blob, dtype=np.float32)
+            row += 1
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    vectors /= norms
+    return _Matrix(version=version, inode=inode, ids=ids, vectors=vectors)
+
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Indices into ``ids`` (sorted) of the ``wanted`` ids that are present."""
+    if len(ids) == 0:
+        return np.empty(0, dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+    return at[ids[at] == wanted]
+
+
+def _top_k(
+    matrix: _Matrix, positions: np.ndarray | None, embedding: Sequence[float], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk ids and cosine similarities of the ``k`` best rows, best first."""
+    query = np.asarray(embedding, dtype=np.float32)
+    if matrix.vectors.shape[1] and query.shape[0] != matrix.vectors.shape[1]:
+        raise EmbeddingDimensionError(
+            f"The query embedding has {query.shape[0]} dimensions but the stored ones have "
+            f"{matrix.vectors.shape[1]}: search with the embedding model the documents were ingested with."
+        )
+    norm = float(np.linalg.norm(query))
+    if norm:
+        query = query / norm
+    candidates = matrix.vectors if positions is None else matrix.vectors[positions]
+    ids = matrix.ids if positions is None else matrix.ids[positions]
+    if k <= 0 or len(ids) == 0:
+        return ids[:0], np.empty(0, dtype=np.float32)
+    scores = candidates @ query
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return ids[top], scores[top]
