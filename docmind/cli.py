@@ -82,6 +82,27 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from docmind.ui import serve
+
+    settings = _settings()
+    app = serve(
+        settings,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        open_browser=not args.no_browser,
+    )
+    print(f"DocMind is running at {app.url}  (press Ctrl+C to stop)", file=sys.stderr, flush=True)
+    app.wait()
+    return 0
+
+
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; anything else exposes your data)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: a free one)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open the browser")
+
+
 # --- sessions ---------------------------------------------------------------------------------------
 
 
@@ -222,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("doctor", cmd_doctor, "check the data dir and database")
+    for name in ("serve", "app"):
+        _add_serve_options(command(name, cmd_serve, "start the DocMind app in your browser", json_flag=False))
     backup = command("backup", cmd_backup, "copy the database while DocMind runs", json_flag=False)
     backup.add_argument("dest", help="file or folder to write the backup to")
     _add_sessions_commands(sub)
@@ -238,10 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help(sys.stderr)
-        return 2
+    if args.command is None:  # bare `docmind` launches the app
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "app"])
+    handler = args.handler
     from docmind.storage import StorageError
 
     try:

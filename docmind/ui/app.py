@@ -1,0 +1,19 @@
+"""Assemble the DocMind page: title, status line and the tabs, each built by its own module."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from docmind import __version__
+from docmind.ui.context import AppContext
+from docmind.ui.status import render_status
+
+TITLE = "DocMind"
+
+
+def build_app(context: AppContext) -> gr.Blocks:
+    """The whole page as a Gradio Blocks, ready for ``queue()`` and ``launch()``."""
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True) as demo:
+        gr.Markdown(f"## 📚 {TITLE} <small>{__version__} · chat with your documents, offline</small>")
+        render_status(context)
+    return demo

@@ -1,0 +1,139 @@
+"""Start the DocMind app: a private, offline Gradio server on 127.0.0.1 that opens the browser.
+
+Gradio reads ``GRADIO_TEMP_DIR`` and the analytics switch when it is imported, so
+:func:`prepare_environment` runs before anything imports gradio.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import webbrowser
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from docmind.config import Settings
+    from docmind.ui.context import AppContext
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+CONCURRENT_EVENTS = 8
+
+
+@dataclass
+class RunningApp:
+    """A started server: its URL, the Blocks, and the shared context."""
+
+    url: str
+    host: str
+    port: int
+    demo: gr.Blocks
+    context: AppContext
+
+    def wait(self) -> None:
+        """Block until Ctrl-C, then stop the server."""
+        try:
+            self.demo.block_thread()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.demo.close()
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def free_port(host: str) -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def prepare_environment() -> Path:
+    """Turn off Gradio's analytics and give this app a private temp folder (mode 0700) for uploads."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    temp_dir = Path(tempfile.mkdtemp(prefix="docmind-ui-"))
+    temp_dir.chmod(0o700)
+    os.environ["GRADIO_TEMP_DIR"] = str(temp_dir)
+    atexit.register(shutil.rmtree, temp_dir, ignore_errors=True)
+    return temp_dir
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str = LOOPBACK,
+    port: int = 0,
+    open_browser: bool = True,
+) -> RunningApp:
+    """Start the app in the background and return once the page is served.
+
+    The model loads in a background thread after the server is up; the page shows that it is loading.
+    """
+    if not is_loopback(host):
+        log.warning(
+            "DocMind is listening on %s: anyone who can reach this machine on the network can read "
+            "your documents and chats. Use --host 127.0.0.1 to keep it private.",
+            host,
+        )
+    temp_dir = prepare_environment()
+    import gradio as gr
+
+    from docmind.ui.app import build_app
+    from docmind.ui.context import AppContext
+
+    context = AppContext.create(settings, upload_dir=temp_dir)
+    demo = build_app(context)
+    demo.queue(default_concurrency_limit=CONCURRENT_EVENTS)
+    port = port or free_port(host)
+    _, local_url, _ = demo.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        inbrowser=False,
+        share=False,
+        quiet=True,
+        show_error=False,
+        max_file_size=f"{int(settings.max_file_size_mb)}mb",
+        theme=gr.themes.Soft(),
+        css=_CSS,
+        footer_links=[],
+        mcp_server=False,
+        ssr_mode=False,
+        pwa=False,
+        enable_monitoring=False,
+    )
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    log.info("DocMind is running at %s (gradio reports %s)", url, local_url)
+    context.model.start_loading()
+    if open_browser:
+        webbrowser.open(url)
+    return RunningApp(url=url, host=host, port=port, demo=demo, context=context)
+
+
+_CSS = """
+#docmind-status { font-size: 0.85em; opacity: 0.85; }
+#docmind-status p { margin: 0; }
+.docmind-search-label { font-weight: 600; }
+"""
