@@ -19,7 +19,9 @@ from docmind.storage.errors import (
 )
 
 _LAZY = {
+    "SQLiteGraphStore": "docmind.storage.graph",
     "SQLiteKVStore": "docmind.storage.kv",
+    "SQLitePropertyGraphStore": "docmind.storage.graph",
     "SQLiteVectorStore": "docmind.storage.vectors",
     "SQLiteChatStore": "docmind.storage.chat",
 }
@@ -39,7 +41,9 @@ __all__ = [
     "NotADatabaseError",
     "ReadOnlyError",
     "SQLiteChatStore",
+    "SQLiteGraphStore",
     "SQLiteKVStore",
+    "SQLitePropertyGraphStore",
     "SQLiteVectorStore",
     "StorageError",
     "UnsupportedFilterError",
