@@ -225,6 +225,133 @@ def _add_sessions_commands(sub: Any) -> None:
     search.add_argument("--limit", type=int, default=50)
 
 
+# --- library: ingest, search, docs ------------------------------------------------------------------
+
+
+def _library_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report a missing embedding model or an unknown document as one line (exit 1)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from docmind.cache import DocumentNotFoundError, EmbeddingModelError
+
+        try:
+            return handler(args)
+        except (DocumentNotFoundError, EmbeddingModelError) as error:
+            raise CommandError(str(error)) from error
+
+    return run
+
+
+def _ingest_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['files_seen']} files: {report['files_new']} new, {report['files_changed']} changed, "
+        f"{report['files_unchanged']} unchanged, {len(report['files_failed'])} failed, "
+        f"{report['files_skipped']} skipped (hidden or unsupported)",
+        f"{report['chunks_added']} chunks added, {report['chunks_removed']} removed, "
+        f"{report['embeddings_computed']} embeddings computed in {report['seconds']:.1f} s",
+    ]
+    lines += [f"failed: {failure['path']}: {failure['error']}" for failure in report["files_failed"]]
+    return "\n".join(lines + report["notices"])
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from docmind.cache import Ingestor
+
+    ingestor = Ingestor(_settings(), _database())
+    with tqdm(unit="file", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+
+        def progress(event: Any) -> None:
+            bar.total = event.files_total
+            bar.n = event.files_done
+            name = Path(event.current_file).name if event.current_file else ""
+            bar.set_postfix_str(f"{event.chunks} chunks {name}"[:60], refresh=False)
+            bar.refresh()
+
+        report = ingestor.ingest(args.paths, progress)
+    data = report.to_json()
+    for notice in report.notices:
+        print(f"docmind: {notice}", file=sys.stderr)
+    emit(data, args.json, _ingest_text)
+    if not report.succeeded:
+        print(f"docmind: error: nothing could be ingested ({len(report.files_failed)} failed)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _search_text(results: list[dict[str, Any]]) -> str:
+    if not results:
+        return "No passages match."
+    return "\n\n".join(
+        f"[{r['rank']}] {r['source']}" + (f", page {r['page']}" if r["page"] is not None else "")
+        + f"  (score {r['score']:.4f})\n    " + " ".join(r["text"].split())[:300]
+        for r in results
+    )
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from docmind.cache import Searcher
+
+    if args.queries:
+        queries = [line.strip() for line in Path(args.queries).expanduser().read_text(encoding="utf-8").splitlines()]
+        queries = [query for query in queries if query]
+    else:
+        queries = args.query
+    if not queries:
+        raise CommandError("give a QUERY or --queries FILE with one query per line")
+    searcher = Searcher(_settings(), _database())
+    results = [
+        [citation.to_json(rank) for rank, citation in enumerate(searcher.search(query, args.k), start=1)]
+        for query in queries
+    ]
+    if len(results) == 1 and not args.queries:
+        emit(results[0], args.json, _search_text)
+    else:
+        emit(results, args.json, lambda all_results: "\n\n".join(
+            f"== {query}\n{_search_text(found)}" for query, found in zip(queries, all_results)))
+    return 0
+
+
+def cmd_docs_list(args: argparse.Namespace) -> int:
+    from docmind.cache import list_documents
+
+    rows = [info.to_json() for info in list_documents(_database())]
+    emit(rows, args.json, lambda rs: "\n".join(
+        f"{r['chunks']:>6} chunks  {r['ingested_at'][:16].replace('T', ' ')}  {r['source']}" for r in rs)
+        or "No documents yet. Add some with `docmind ingest PATH`.")
+    return 0
+
+
+def cmd_docs_remove(args: argparse.Namespace) -> int:
+    from docmind.cache import remove_documents
+
+    removed = remove_documents(_database(), args.path)
+    emit({"removed": removed}, args.json, lambda r: "\n".join(f"Removed {source}" for source in r["removed"]))
+    return 0
+
+
+def _add_library_commands(sub: Any) -> None:
+    def command(parent: Any, name: str, handler: Callable[[argparse.Namespace], int], help: str):
+        p = parent.add_parser(name, help=help, description=help)
+        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        p.set_defaults(handler=_library_errors(handler))
+        return p
+
+    ingest = command(sub, "ingest", cmd_ingest, "add files and folders to the library (unchanged files are skipped)")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    search = command(sub, "search", cmd_search, "find the passages that best match each query (no model needed)")
+    search.add_argument("query", nargs="*", metavar="QUERY", help="one or more queries (quote a query with spaces)")
+    search.add_argument("--queries", metavar="FILE", help="read queries from FILE, one per line")
+    search.add_argument("-k", type=int, default=5, help="passages per query (default 5)")
+    docs = sub.add_parser("docs", help="list or remove documents in the library",
+                          description="list or remove documents in the library")
+    actions = docs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    command(actions, "list", cmd_docs_list, "list the documents in the library")
+    remove = command(actions, "remove", cmd_docs_remove, "remove a document, or every document under a folder")
+    remove.add_argument("path", metavar="PATH")
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 
@@ -248,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup = command("backup", cmd_backup, "copy the database while DocMind runs", json_flag=False)
     backup.add_argument("dest", help="file or folder to write the backup to")
     _add_sessions_commands(sub)
+    _add_library_commands(sub)
     return parser
 
 

@@ -1,0 +1,36 @@
+"""Ingestion and retrieval: readers, the cached embedding pipeline, hybrid search with citations.
+
+Names are imported on first use, so ``docmind ingest`` on an unchanged library never imports
+LlamaIndex, torch or transformers.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "Citation": "docmind.cache.retrieval",
+    "HybridRetriever": "docmind.cache.retrieval",
+    "Searcher": "docmind.cache.retrieval",
+    "reciprocal_rank_fusion": "docmind.cache.retrieval",
+    "Ingestor": "docmind.cache.ingest",
+    "IngestReport": "docmind.cache.ingest",
+    "IngestProgress": "docmind.cache.ingest",
+    "ProgressCallback": "docmind.cache.ingest",
+    "ingest_paths": "docmind.cache.ingest",
+    "FileFailure": "docmind.cache.discovery",
+    "DocumentInfo": "docmind.cache.documents",
+    "DocumentNotFoundError": "docmind.cache.documents",
+    "list_documents": "docmind.cache.documents",
+    "remove_documents": "docmind.cache.documents",
+    "EmbeddingModelError": "docmind.cache.embeddings",
+    "UnreadableFileError": "docmind.cache.readers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

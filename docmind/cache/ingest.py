@@ -1,0 +1,272 @@
+"""Ingest files into the DocMind database: skip unchanged files before parsing, embed only new chunk text.
+
+A file's chunks and its ``documents`` row are written in one transaction, so an interrupted ingest
+(even ``kill -9``) leaves each file either fully old or fully new, and the next run finishes the rest.
+torch, transformers and LlamaIndex are imported only when some file actually needs parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docmind.cache.discovery import FileFailure, discover
+from docmind.cache.documents import remove_document
+from docmind.cache.embeddings import default_embed_model_path, embed_model_identity
+from docmind.cache.readers import UnreadableFileError, read_file
+from docmind.config import Settings, load_settings
+from docmind.storage import Database, open_database
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.schema import TextNode
+
+    from docmind.cache.pipeline import CachedEmbedding
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestProgress:
+    """Where an ingest stands: sent to the progress callback after each file and embedding batch."""
+
+    files_done: int
+    files_total: int
+    current_file: str | None
+    chunks: int  # chunks parsed and embedded (or reused) so far in this run
+    status: str  # "hashing", "embedding", "new", "changed", "unchanged", "failed" or "done"
+
+
+ProgressCallback = Callable[[IngestProgress], None]
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did; ``to_json()`` gives the keys of ``docmind ingest --json``."""
+
+    files_seen: int = 0
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    files_failed: list[FileFailure] = field(default_factory=list)
+    files_skipped: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    embeddings_computed: int = 0
+    embedding_seconds: float = 0.0
+    seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def files_ingested(self) -> int:
+        return self.files_new + self.files_changed
+
+    @property
+    def succeeded(self) -> bool:
+        """True when something was ingested or was already up to date (the CLI exits 0)."""
+        return self.files_ingested + self.files_unchanged > 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        data["embedding_seconds"] = round(self.embedding_seconds, 3)
+        return data
+
+
+@dataclass(frozen=True)
+class _Known:
+    sha256: str
+    size: int
+    embed_model: str | None
+
+
+class Ingestor:
+    """Ingests paths into one database with one embedding model; reusable across calls in a process."""
+
+    def __init__(self, settings: Settings | None = None, db: Database | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.db = db or open_database(self.settings.db_path)
+        self.model_path = default_embed_model_path(self.settings.embed_model_path)
+        self.identity = embed_model_identity(self.model_path)
+        self._embedder: CachedEmbedding | None = None
+        self._pipeline: IngestionPipeline | None = None
+
+    def ingest(self, paths: list[str | Path], progress: ProgressCallback | None = None) -> IngestReport:
+        """Ingest ``paths`` (files or folders); one bad file never stops the rest."""
+        started = time.perf_counter()
+        report = IngestReport()
+        found = discover(paths)
+        files = found.files + self._stale_files(found.files, report)
+        report.files_failed.extend(found.failed)
+        report.files_skipped = found.skipped
+        report.files_seen = len(files) + len(found.failed)
+        notify = progress or (lambda event: None)
+        chunks = 0
+        for done, path in enumerate(files):
+            notify(IngestProgress(done, len(files), str(path), chunks, "hashing"))
+            try:
+                status, added, removed, count = self._ingest_file(path, lambda n: notify(
+                    IngestProgress(done, len(files), str(path), chunks + n, "embedding")))
+            except UnreadableFileError as error:
+                report.files_failed.append(FileFailure(str(path), str(error)))
+                status, added, removed, count = "failed", 0, 0, 0
+            chunks += count
+            report.chunks_added += added
+            report.chunks_removed += removed
+            if status == "new":
+                report.files_new += 1
+            elif status == "changed":
+                report.files_changed += 1
+            elif status == "unchanged":
+                report.files_unchanged += 1
+            notify(IngestProgress(done + 1, len(files), str(path), chunks, status))
+        if self._embedder is not None:
+            report.embeddings_computed, report.embedding_seconds = self._embedder.take_counters()
+        report.seconds = time.perf_counter() - started
+        notify(IngestProgress(len(files), len(files), None, chunks, "done"))
+        return report
+
+    def _stale_files(self, files: list[Path], report: IngestReport) -> list[Path]:
+        """Documents embedded by another model: re-embed them all, or drop them if their file is gone."""
+        rows = self.db.read(
+            "SELECT source, embed_model FROM documents WHERE embed_model IS NOT ?", (self.identity,)
+        )
+        if not rows:
+            return []
+        report.notices.append(
+            f"The embedding model changed ({rows[0]['embed_model']} -> {self.identity}): "
+            f"re-embedding all {len(rows)} documents already in the library."
+        )
+        log.warning(report.notices[-1])
+        listed = set(files)
+        stale = []
+        for row in rows:
+            path = Path(row["source"])
+            if path in listed:
+                continue
+            if path.is_file():
+                stale.append(path)
+            else:
+                remove_document(self.db, row["source"])
+                report.notices.append(f"{row['source']} no longer exists: removed it from the library.")
+        return stale
+
+    def _ingest_file(self, path: Path, on_chunks: Callable[[int], None]) -> tuple[str, int, int, int]:
+        """Ingest one file; return (status, chunks added, chunks removed, chunks in the file)."""
+        data = _read_checked(path, self.settings.max_file_size_mb)
+        digest = hashlib.sha256(data).hexdigest()
+        known = self._known(str(path))
+        if known and known.sha256 == digest and known.size == len(data) and known.embed_model == self.identity:
+            return "unchanged", 0, 0, 0
+        sections = read_file(data, path)
+        chunks = self._chunk(path, sections, on_chunks)
+        if not chunks:
+            raise UnreadableFileError("no text found in the file")
+        added, removed = self.db.write(lambda conn: self._store(conn, path, digest, len(data), chunks))
+        return ("changed" if known else "new"), added, removed, len(chunks)
+
+    def _known(self, source: str) -> _Known | None:
+        rows = self.db.read("SELECT sha256, size, embed_model FROM documents WHERE source = ?", (source,))
+        return _Known(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    def _chunk(self, path: Path, sections: list, on_chunks: Callable[[int], None]) -> list[TextNode]:
+        from docmind.cache.pipeline import chunk_file
+
+        embedder = self.embedder
+        done = 0
+
+        def batch_done(count: int) -> None:
+            nonlocal done
+            done += count
+            on_chunks(done)
+
+        embedder.on_batch(batch_done)
+        try:
+            return chunk_file(self.pipeline, path, sections)
+        finally:
+            embedder.on_batch(None)
+
+    @property
+    def embedder(self) -> CachedEmbedding:
+        if self._embedder is None:
+            from llama_index.core.ingestion import IngestionCache
+
+            from docmind.cache.pipeline import CachedEmbedding
+            from docmind.storage.kv import SQLiteKVStore
+
+            cache = IngestionCache(cache=SQLiteKVStore(self.db), collection="embeddings")
+            self._embedder = CachedEmbedding(cache=cache, model_path=str(self.model_path), identity=self.identity)
+        return self._embedder
+
+    @property
+    def pipeline(self) -> IngestionPipeline:
+        if self._pipeline is None:
+            from docmind.cache.pipeline import build_pipeline
+
+            self._pipeline = build_pipeline(self.embedder)
+        return self._pipeline
+
+    def _store(self, conn: sqlite3.Connection, path: Path, digest: str, size: int, chunks: list[TextNode]) -> tuple[int, int]:
+        """Replace the file's chunks and upsert its ``documents`` row, inside the caller's transaction."""
+        from docmind.storage.vectors import _UPSERT, _chunk_row
+
+        source = str(path)
+        old = Counter(row[0] for row in conn.execute("SELECT text FROM chunks WHERE source = ?", (source,)))
+        new = Counter(chunk.text for chunk in chunks)
+        conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
+        conn.executemany(_UPSERT, [_chunk_row(chunk) for chunk in chunks])
+        conn.execute(
+            """INSERT INTO documents (source, sha256, size, mtime, chunks, embed_model, ingested_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(source) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                   mtime = excluded.mtime, chunks = excluded.chunks, embed_model = excluded.embed_model,
+                   ingested_at = excluded.ingested_at""",
+            (source, digest, size, path.stat().st_mtime, len(chunks), self.identity, _now()),
+        )
+        return sum((new - old).values()), sum((old - new).values())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_checked(path: Path, max_mb: float) -> bytes:
+    """The bytes of ``path`` if it is a regular, non-empty file within the size limit."""
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        raise UnreadableFileError(f"cannot open: {error.strerror or error}") from error
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableFileError("not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
+        raise UnreadableFileError("empty file (0 bytes)")
+    limit = int(max_mb * 1024 * 1024)
+    if info.st_size > limit:
+        raise UnreadableFileError(
+            f"file is {info.st_size / 1048576:.1f} MB, over the {max_mb:g} MB limit "
+            "(raise DOCMIND_MAX_FILE_SIZE_MB to ingest it)"
+        )
+    try:
+        return path.read_bytes()
+    except PermissionError as error:
+        raise UnreadableFileError("permission denied: DocMind may not read this file") from error
+    except OSError as error:
+        raise UnreadableFileError(f"cannot read: {error.strerror or error}") from error
+
+
+def ingest_paths(
+    paths: list[str | Path], *, settings: Settings | None = None, progress: ProgressCallback | None = None
+) -> IngestReport:
+    """Ingest ``paths`` into the data dir's database (see ``Ingestor``)."""
+    return Ingestor(settings).ingest(paths, progress)

@@ -1,0 +1,177 @@
+"""The LlamaIndex ingestion pipeline for one file: cleaning, ``SentenceSplitter``, cached embedding.
+
+The stock ``IngestionCache`` keys a transformation on all of its input nodes together, so one edited
+chunk misses the whole file. ``CachedEmbedding`` instead looks each chunk up by the hash of its text
+in an ``IngestionCache`` over the SQLite kv table, one collection per embedding model, and embeds only
+the misses. The cache is shared by every process using the same data dir.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llama_index.core import Document
+from llama_index.core.ingestion import IngestionCache, IngestionPipeline
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode, TransformComponent
+from pydantic import ConfigDict, PrivateAttr
+
+from docmind.cache.embeddings import EMBED_BATCH_SIZE, load_embed_model
+from docmind.cache.readers import Section
+
+CHUNK_SIZE = 256  # MiniLM reads only the first 256 word-pieces of a chunk
+CHUNK_OVERLAP = 32
+CHUNK_METADATA_KEYS = ["source", "page", "char_start", "char_end"]
+
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+_SPACES = re.compile(r"[^\S\n]+")
+_BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def clean_text(text: str) -> str:
+    """Normalise a reader's text: NFKC (ligatures), no control characters, rejoined hyphenated
+    line breaks, single spaces, at most one blank line in a row."""
+    text = unicodedata.normalize("NFKC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text)
+    text = _HYPHEN_BREAK.sub(r"\1\2", text)
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+class TextCleaner(TransformComponent):
+    """The cleaning step of the pipeline (see ``clean_text``)."""
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        for node in nodes:
+            if isinstance(node, TextNode):
+                node.set_content(clean_text(node.get_content()))
+        return nodes
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _encode(vector: Sequence[float]) -> str:
+    return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode("ascii")
+
+
+def _decode(value: str) -> list[float]:
+    return np.frombuffer(base64.b64decode(value), dtype=np.float32).tolist()
+
+
+class CachedEmbedding(TransformComponent):
+    """Embed nodes, reusing any chunk text already embedded by this model (in any file, by any process)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    cache: IngestionCache
+    model_path: str
+    identity: str
+    batch_size: int = EMBED_BATCH_SIZE
+
+    _computed: int = PrivateAttr(default=0)
+    _seconds: float = PrivateAttr(default=0.0)
+    _on_batch: Callable[[int], None] | None = PrivateAttr(default=None)
+
+    @property
+    def collection(self) -> str:
+        return f"embeddings/{self.identity}"
+
+    def take_counters(self) -> tuple[int, float]:
+        """Return (embeddings computed, seconds in the model) since the last call, and reset them."""
+        counters = (self._computed, self._seconds)
+        self._computed, self._seconds = 0, 0.0
+        return counters
+
+    def on_batch(self, callback: Callable[[int], None] | None) -> None:
+        """Call ``callback(chunks_embedded)`` after each model batch (for progress bars)."""
+        self._on_batch = callback
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        missing: dict[str, list[BaseNode]] = {}
+        for node in nodes:
+            text = node.get_content(metadata_mode=MetadataMode.EMBED)
+            key = text_key(text)
+            cached = self.cache.cache.get(key, collection=self.collection)
+            if cached is not None:
+                node.embedding = _decode(cached["embedding"])
+            else:
+                missing.setdefault(key, []).append(node)
+        keys = list(missing)
+        for start in range(0, len(keys), self.batch_size):
+            batch = keys[start : start + self.batch_size]
+            texts = [missing[key][0].get_content(metadata_mode=MetadataMode.EMBED) for key in batch]
+            began = time.perf_counter()
+            vectors = load_embed_model(Path(self.model_path)).get_text_embedding_batch(texts)
+            self._seconds += time.perf_counter() - began
+            self._computed += len(batch)
+            for key, vector in zip(batch, vectors):
+                for node in missing[key]:
+                    node.embedding = list(vector)
+            self.cache.cache.put_all(
+                [(key, {"embedding": _encode(vector)}) for key, vector in zip(batch, vectors)],
+                collection=self.collection,
+            )
+            if self._on_batch is not None:
+                self._on_batch(len(batch))
+        return nodes
+
+
+def _documents(source: str, sections: list[Section]) -> list[Document]:
+    documents = []
+    for section in sections:
+        document = Document(
+            text=section.text,
+            id_=f"{source}#page={section.page}" if section.page is not None else source,
+            metadata={"source": source, "page": section.page},
+            excluded_embed_metadata_keys=CHUNK_METADATA_KEYS,
+            excluded_llm_metadata_keys=CHUNK_METADATA_KEYS,
+        )
+        documents.append(document)
+    return documents
+
+
+def chunk_id(source: str, page: int | None, ordinal: int, text: str) -> str:
+    """A stable node id: the same chunk of the same file keeps its id across re-ingests."""
+    digest = hashlib.sha256(f"{source}\0{page}\0{ordinal}\0{text}".encode()).hexdigest()
+    return digest[:32]
+
+
+def build_pipeline(embedder: CachedEmbedding) -> IngestionPipeline:
+    """Cleaning, splitting and per-chunk cached embedding.
+
+    The pipeline-level cache is off: it would key whole files and store every node as JSON
+    (``embedder`` caches per chunk instead), and chunks are written by the caller in one
+    transaction with the file's ``documents`` row, so a crash never leaves half a file.
+    """
+    return IngestionPipeline(
+        transformations=[TextCleaner(), SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP), embedder],
+        disable_cache=True,
+    )
+
+
+def chunk_file(pipeline: IngestionPipeline, source: Path, sections: list[Section]) -> list[TextNode]:
+    """Run ``sections`` of ``source`` through ``pipeline``; return embedded chunks with their citation metadata."""
+    nodes = pipeline.run(documents=_documents(str(source), sections))
+    chunks: list[TextNode] = []
+    for ordinal, node in enumerate(n for n in nodes if isinstance(n, TextNode) and n.text.strip()):
+        node.id_ = chunk_id(str(source), node.metadata.get("page"), ordinal, node.text)
+        node.metadata["char_start"] = node.start_char_idx
+        node.metadata["char_end"] = node.end_char_idx
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=str(source))
+        node.relationships.pop(NodeRelationship.PREVIOUS, None)
+        node.relationships.pop(NodeRelationship.NEXT, None)
+        chunks.append(node)
+    return chunks

@@ -1,0 +1,149 @@
+"""Hybrid retrieval: exact vector top-k plus FTS5 BM25 top-k, fused by reciprocal rank fusion.
+
+``Searcher.search`` returns ``Citation``s; ``HybridRetriever`` wraps it as a LlamaIndex retriever
+for the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.vector_stores.types import VectorStoreQuery
+
+from docmind.cache.embeddings import default_embed_model_path, embed_model_identity, load_embed_model
+from docmind.config import Settings, load_settings
+from docmind.storage import Database, open_database
+from docmind.storage.vectors import SQLiteVectorStore
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very first ranks
+SearchMode = Literal["hybrid", "vector", "keyword"]
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage that supports an answer: its file, 1-based page (None for files without pages), text, score."""
+
+    source: str
+    page: int | None
+    text: str
+    score: float
+    chunk_id: str = ""
+    char_start: int | None = None
+    char_end: int | None = None
+
+    def to_json(self, rank: int) -> dict[str, Any]:
+        """The ``docmind search --json`` form."""
+        return {"rank": rank, "score": round(self.score, 6), "source": self.source, "page": self.page, "text": self.text}
+
+
+def _citation(node: Any, score: float) -> Citation:
+    metadata = node.metadata
+    return Citation(
+        source=str(metadata.get("source", "")),
+        page=metadata.get("page"),
+        text=node.get_content(),
+        score=score,
+        chunk_id=node.node_id,
+        char_start=metadata.get("char_start"),
+        char_end=metadata.get("char_end"),
+    )
+
+
+def reciprocal_rank_fusion(rankings: list[list[Citation]], k: int = RRF_K) -> list[Citation]:
+    """Fuse ranked lists: each passage scores the sum of 1/(k + rank) over the lists it appears in.
+
+    Passages are deduplicated by chunk, and by identical text within one file.
+    """
+    scores: dict[tuple[str, str], float] = {}
+    first: dict[tuple[str, str], Citation] = {}
+    for ranking in rankings:
+        seen: set[tuple[str, str]] = set()
+        for rank, citation in enumerate(ranking, start=1):
+            key = (citation.source, citation.text)
+            if key in seen:
+                continue
+            seen.add(key)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            first.setdefault(key, citation)
+    ordered = sorted(scores, key=lambda key: scores[key], reverse=True)
+    return [_with_score(first[key], scores[key]) for key in ordered]
+
+
+def _with_score(citation: Citation, score: float) -> Citation:
+    return Citation(citation.source, citation.page, citation.text, score, citation.chunk_id,
+                    citation.char_start, citation.char_end)
+
+
+class Searcher:
+    """Searches the library of one database; the embedding model is loaded on the first vector search."""
+
+    def __init__(self, settings: Settings | None = None, db: Database | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.db = db or open_database(self.settings.db_path)
+        self.store = SQLiteVectorStore(self.db)
+        self.model_path = default_embed_model_path(self.settings.embed_model_path)
+        self.identity = embed_model_identity(self.model_path)
+
+    def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid") -> list[Citation]:
+        """The ``k`` best passages for ``query``: fused vector + BM25 (``hybrid``), or one of them alone."""
+        if not query.strip() or k <= 0 or not self.db.read("SELECT 1 FROM chunks LIMIT 1"):
+            return []
+        pool = max(4 * k, 20)
+        rankings = []
+        if mode in ("hybrid", "keyword"):
+            rankings.append(self._keyword(query, pool))
+        if mode in ("hybrid", "vector"):
+            if self._embeddings_match():
+                rankings.append(self._vector(query, pool))
+            elif mode == "vector":
+                return []
+        return reciprocal_rank_fusion(rankings)[:k]
+
+    def _keyword(self, query: str, top_k: int) -> list[Citation]:
+        result = self.store.text_search(query, top_k)
+        return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
+
+    def _vector(self, query: str, top_k: int) -> list[Citation]:
+        embedding = load_embed_model(self.model_path).get_query_embedding(query)
+        result = self.store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=top_k))
+        return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
+
+    def _embeddings_match(self) -> bool:
+        """False (and a warning) when documents were embedded by another model: vectors would mislead."""
+        rows = self.db.read("SELECT COUNT(*) FROM documents WHERE embed_model IS NOT ?", (self.identity,))
+        if rows[0][0]:
+            log.warning(
+                "%d documents were embedded with another embedding model; searching by keywords only. "
+                "Run `docmind ingest` on your folders to re-embed them.", rows[0][0]
+            )
+            return False
+        return True
+
+
+class HybridRetriever(BaseRetriever):
+    """A LlamaIndex retriever over the DocMind library (hybrid vector + BM25 search)."""
+
+    def __init__(self, searcher: Searcher | None = None, top_k: int = 5, **kwargs: Any) -> None:
+        self.searcher = searcher or Searcher()
+        self.top_k = top_k
+        super().__init__(**kwargs)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return [
+            NodeWithScore(
+                node=TextNode(
+                    id_=citation.chunk_id,
+                    text=citation.text,
+                    metadata={"source": citation.source, "page": citation.page,
+                              "char_start": citation.char_start, "char_end": citation.char_end},
+                ),
+                score=citation.score,
+            )
+            for citation in self.searcher.search(query_bundle.query_str, self.top_k)
+        ]
