@@ -23,6 +23,7 @@ _LAZY = {
     "SQLiteKVStore": "docmind.storage.kv",
     "SQLitePropertyGraphStore": "docmind.storage.graph",
     "SQLiteVectorStore": "docmind.storage.vectors",
+    "storage_context": "docmind.storage.context",
     "SQLiteChatStore": "docmind.storage.chat",
 }
 
@@ -48,4 +49,5 @@ __all__ = [
     "StorageError",
     "UnsupportedFilterError",
     "open_database",
+    "storage_context",
 ]

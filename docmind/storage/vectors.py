@@ -143,7 +143,7 @@ class SQLiteVectorStore(BasePydanticVectorStore):
         return [_node(row) for row in rows]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Exact cosine top-k over all stored embeddings (or BM25 for ``mode=TEXT_SEARCH``)."""
+        """Exact cosine top-k over the stored embeddings (or BM25 for ``mode=TEXT_SEARCH``)."""
         if query.mode == VectorStoreQueryMode.TEXT_SEARCH:
             return self.text_search(query.query_str or "", query.similarity_top_k, query.filters)
         if query.mode != VectorStoreQueryMode.DEFAULT:
@@ -154,8 +154,11 @@ class SQLiteVectorStore(BasePydanticVectorStore):
             raise ValueError("A vector query needs query_embedding; use text_search() for keyword search.")
         matrix = self._matrix()
         positions = None
-        if query.filters is not None or query.doc_ids is not None or query.node_ids is not None:
-            where, params = _where(query.filters, doc_ids=query.doc_ids, node_ids=query.node_ids)
+        # As in other text-storing stores, empty doc_ids/node_ids do not restrict: VectorStoreIndex
+        # passes its (empty) index struct's node ids on every query.
+        doc_ids, node_ids = query.doc_ids or None, query.node_ids or None
+        if query.filters is not None or doc_ids is not None or node_ids is not None:
+            where, params = _where(query.filters, doc_ids=doc_ids, node_ids=node_ids)
             wanted = np.fromiter((row[0] for row in self._db.read(f"SELECT id FROM chunks WHERE {where}", params)), np.int64)
             positions = _positions(matrix.ids, wanted)
         ids, scores = _top_k(matrix, positions, query.query_embedding, query.similarity_top_k)

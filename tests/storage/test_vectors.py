@@ -109,6 +109,10 @@ def test_filters_restrict_search_and_get(store, filters, expected):
 def test_query_doc_ids_and_node_ids(store):
     assert set(store.query(_query(np.ones(DIM), k=100, doc_ids=["doc3"])).ids) == {f"n{i}" for i in range(3, 60, 4)}
     assert set(store.query(_query(np.ones(DIM), k=100, node_ids=["n1", "n2", "missing"])).ids) == {"n1", "n2"}
+    assert len(store.query(_query(np.ones(DIM), k=100, node_ids=[], doc_ids=[])).ids) == 60
+    assert store.get_nodes(node_ids=[]) == []
+    store.delete_nodes(node_ids=[])
+    assert len(store.get_nodes()) == 60
 
 
 def test_unsupported_filter_is_a_clear_error(store):
