@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from docmind import __version__
+from docmind.ui import documents, sessions
 from docmind.ui.context import AppContext
 from docmind.ui.status import render_status
 
@@ -14,6 +15,10 @@ TITLE = "DocMind"
 def build_app(context: AppContext) -> gr.Blocks:
     """The whole page as a Gradio Blocks, ready for ``queue()`` and ``launch()``."""
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True) as demo:
-        gr.Markdown(f"## 📚 {TITLE} <small>{__version__} · chat with your documents, offline</small>")
+        gr.Markdown(f"## {TITLE} <small>{__version__} · chat with your documents, offline</small>")
         render_status(context)
+        with gr.Tabs(selected="documents") as tabs:
+            documents.render(context)
+            sessions_tab = sessions.render(context)
+        sessions.register_api(context)
     return demo

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from docmind.config import Settings
 from docmind.storage import Database, open_database
+from docmind.ui.ingest_queue import IngestQueue
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,24 @@ class AppContext:
     settings: Settings
     db: Database
     model: ModelState
+    ingest: IngestQueue
     upload_dir: Path
+    library_dir: Path
 
     @classmethod
     def create(cls, settings: Settings, upload_dir: Path) -> AppContext:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(settings=settings, db=open_database(settings.db_path), model=ModelState(settings), upload_dir=upload_dir)
+        """The context of a new app; uploads are kept in ``<data dir>/library`` so citations stay valid."""
+        library_dir = settings.data_dir / "library"
+        library_dir.mkdir(parents=True, exist_ok=True)
+        db = open_database(settings.db_path)
+        return cls(
+            settings=settings,
+            db=db,
+            model=ModelState(settings),
+            ingest=IngestQueue(settings, db, library_dir),
+            upload_dir=upload_dir,
+            library_dir=library_dir,
+        )
 
     @functools.cached_property
     def device(self) -> str:
@@ -120,10 +133,3 @@ class AppContext:
         except ImportError:
             return "unknown"
         return detect_hardware().summary
-
-    @property
-    def library_dir(self) -> Path:
-        """Where uploaded documents are kept, so their citations stay valid after a restart."""
-        path = self.settings.data_dir / "library"
-        path.mkdir(parents=True, exist_ok=True)
-        return path

@@ -10,9 +10,9 @@ REFRESH_SECONDS = 2.0
 
 _MODEL_LABEL = {
     ModelPhase.MISSING: "⬇️ no model yet (search only)",
-    ModelPhase.LOADING: "⏳ loading…",
-    ModelPhase.READY: "✅ ready",
-    ModelPhase.FAILED: "⚠️ failed to load",
+    ModelPhase.LOADING: "⟳ loading…",
+    ModelPhase.READY: "✓ ready",
+    ModelPhase.FAILED: "⚠ failed to load",
 }
 
 

@@ -1,0 +1,141 @@
+"""The Documents tab: drop files or a folder, watch each file's progress, list and remove documents.
+
+The upload event is also the scripting endpoint ``/upload`` (files → per-file status rows when done).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from docmind.cache.documents import list_documents, remove_document
+from docmind.ui.context import AppContext
+from docmind.ui.feedback import shows_errors
+from docmind.ui.ingest_queue import FAILED, FileJob
+
+JOB_COLUMNS = ["File", "Status"]
+LIBRARY_COLUMNS = ["File", "Chunks", "Added", "Path"]
+POLL_SECONDS = 0.5
+REFRESH_SECONDS = 2.0
+FILE_TYPES_TEXT = "PDF, Word (.docx), PowerPoint (.pptx), web pages (.html), Markdown, reStructuredText, text and CSV"
+
+
+def _job_rows(jobs: list[FileJob]) -> list[list]:
+    return [[job.name, ("⚠ " if job.state == FAILED else "") + job.detail] for job in reversed(jobs)]
+
+
+def _summary(jobs: list[FileJob]) -> str:
+    if not jobs:
+        return ""
+    working = [job for job in jobs if not job.finished]
+    failed = sum(job.state == FAILED for job in jobs)
+    done = len(jobs) - len(working)
+    failures = f" · **{failed} failed** (see the reason next to each file)" if failed else ""
+    if not working:
+        return f"✓ All {done} files processed{failures}. You can ask about them in the Chat tab."
+    current = working[0]
+    return f"⟳ Adding documents: {done} of {len(jobs)} done · now **{current.name}** ({current.detail}){failures}"
+
+
+def render(context: AppContext) -> gr.Tab:
+    """Build the Documents tab inside the current Blocks."""
+
+    def library_rows() -> list[list]:
+        return [
+            [Path(doc.source).name, doc.chunks, doc.ingested_at[:16].replace("T", " "), doc.source]
+            for doc in list_documents(context.db)
+        ]
+
+    with gr.Tab("Documents", id="documents") as tab:
+        gr.Markdown(f"Add documents to ask questions about them: {FILE_TYPES_TEXT}.")
+        with gr.Row(equal_height=True):
+            files = gr.File(
+                file_count="multiple",
+                label="Drop files here, or click to choose",
+                height=150,
+                elem_id="docmind-upload",
+                scale=4,
+            )
+            folder = gr.UploadButton("Add a whole folder…", file_count="directory", scale=1)
+        summary = gr.Markdown(elem_id="docmind-ingest-summary")
+        jobs_table = gr.Dataframe(
+            headers=JOB_COLUMNS, interactive=False, wrap=True, visible=False, elem_id="docmind-ingest-jobs"
+        )
+        gr.Markdown("### Your library")
+        library = gr.Dataframe(
+            value=library_rows,
+            headers=LIBRARY_COLUMNS,
+            datatype=["str", "number", "str", "str"],
+            interactive=False,
+            wrap=True,
+            elem_id="docmind-library",
+        )
+        selected = gr.Textbox(visible=False)
+        with gr.Row():
+            remove = gr.Button("Remove selected document…", variant="stop", interactive=False)
+        with gr.Row(visible=False) as confirm_row:
+            confirm_text = gr.Markdown()
+            confirm = gr.Button("Yes, remove it", variant="stop")
+            cancel = gr.Button("Cancel")
+
+    def view(jobs: list[FileJob]) -> tuple:
+        return (
+            gr.update(value=_job_rows(jobs), visible=bool(jobs)),
+            library_rows(),
+            _summary(jobs),
+        )
+
+    def upload(paths: list[str] | None):
+        """Add files to the library; streams each file's status until all of them are done."""
+        if not paths:
+            yield view(context.ingest.jobs())
+            return
+        batch = context.ingest.submit(paths)
+        while not all(job.finished for job in batch):
+            yield view(context.ingest.jobs())
+            time.sleep(POLL_SECONDS)
+        yield view(context.ingest.jobs())
+
+    outputs = [jobs_table, library, summary]
+    files.upload(upload, inputs=files, outputs=outputs, api_name="upload").then(
+        lambda: None, outputs=files, api_visibility="private"
+    )
+    folder.upload(upload, inputs=folder, outputs=outputs, api_visibility="private")
+
+    def refresh(last: str) -> tuple:
+        jobs = context.ingest.jobs()
+        signature = repr([(job.id, job.detail) for job in jobs]) + repr(context.db.read(
+            "SELECT COUNT(*), MAX(ingested_at) FROM documents")[0][:])
+        if signature == last:
+            return (gr.skip(), gr.skip(), gr.skip(), last)
+        return (*view(jobs), signature)
+
+    seen = gr.State("")
+    timer = gr.Timer(REFRESH_SECONDS)
+    timer.tick(refresh, seen, [*outputs, seen], api_visibility="private", show_progress="hidden")
+    tab.select(lambda: view(context.ingest.jobs()), outputs=outputs, api_visibility="private")
+
+    def select(evt: gr.SelectData) -> tuple:
+        source = evt.row_value[-1] if evt.row_value else ""
+        return source, gr.update(interactive=bool(source)), gr.update(visible=False)
+
+    library.select(select, outputs=[selected, remove, confirm_row], api_visibility="private")
+
+    def ask_remove(source: str) -> tuple:
+        return gr.update(visible=True), f"Remove **{Path(source).name}** from the library? Chats keep their answers."
+
+    remove.click(ask_remove, selected, [confirm_row, confirm_text], api_visibility="private")
+    cancel.click(lambda: gr.update(visible=False), outputs=confirm_row, api_visibility="private")
+
+    @shows_errors
+    def do_remove(source: str) -> tuple:
+        chunks = remove_document(context.db, source)
+        if Path(source).parent == context.library_dir:
+            Path(source).unlink(missing_ok=True)
+        gr.Info(f"Removed {Path(source).name} ({chunks} chunks).")
+        return gr.update(visible=False), library_rows(), "", gr.update(interactive=False)
+
+    confirm.click(do_remove, selected, [confirm_row, library, selected, remove], api_visibility="private")
+    return tab

@@ -1,0 +1,198 @@
+"""The Sessions tab: list, search, rename, delete (with confirmation), export and import past chats.
+
+Also the scripting endpoints ``/sessions``, ``/rename_session``, ``/delete_session`` and ``/export_session``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from docmind.agent import Sessions
+from docmind.ui.context import AppContext
+from docmind.ui.feedback import shows_errors
+
+COLUMNS = ["Title", "Messages", "Last active", "Match", "ID"]
+
+
+@dataclass
+class SessionsTab:
+    """The components other tabs wire to."""
+
+    tab: gr.Tab
+    table: gr.Dataframe
+    selected: gr.Textbox
+    open_button: gr.Button
+
+
+def _when(stamp: str) -> str:
+    return stamp[:16].replace("T", " ")
+
+
+def _export_path(context: AppContext, session_id: str, title: str, suffix: str) -> Path:
+    folder = context.upload_dir / "exports"
+    folder.mkdir(exist_ok=True)
+    slug = re.sub(r"[^\w-]+", "-", title).strip("-")[:40] or "chat"
+    return folder / f"{slug}-{session_id}.{suffix}"
+
+
+def render(context: AppContext) -> SessionsTab:
+    """Build the Sessions tab inside the current Blocks."""
+    sessions = Sessions(context.db)
+
+    def rows(query: str = "") -> list[list]:
+        if not query.strip():
+            return [[s.title or "Untitled chat", s.messages, _when(s.updated_at), "", s.id] for s in sessions.list()]
+        hits: dict[str, str] = {}
+        for hit in sessions.search(query):
+            hits.setdefault(hit.session, hit.snippet)
+        listed = {s.id: s for s in sessions.list()}
+        return [
+            [listed[sid].title or "Untitled chat", listed[sid].messages, _when(listed[sid].updated_at), snippet, sid]
+            for sid, snippet in hits.items()
+            if sid in listed
+        ]
+
+    def exports(session_id: str) -> tuple[dict, dict]:
+        if not session_id:
+            return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
+        info = sessions.get(session_id)
+        markdown = _export_path(context, session_id, info.title, "md")
+        markdown.write_text(sessions.export_markdown(session_id), encoding="utf-8")
+        as_json = _export_path(context, session_id, info.title, "json")
+        as_json.write_text(json.dumps(sessions.export_json(session_id), ensure_ascii=False, indent=2), encoding="utf-8")
+        return gr.update(value=str(markdown), interactive=True), gr.update(value=str(as_json), interactive=True)
+
+    def describe(session_id: str) -> str:
+        if not session_id:
+            return "Select a chat in the list."
+        info = sessions.get(session_id)
+        return f"**{info.title or 'Untitled chat'}** · {info.messages} messages · started {_when(info.created_at)}"
+
+    with gr.Tab("Sessions", id="sessions") as tab:
+        with gr.Row():
+            query = gr.Textbox(placeholder="Search all chats…", show_label=False, scale=6, container=False)
+            search = gr.Button("Search", scale=1)
+            clear = gr.Button("Show all", scale=1)
+        table = gr.Dataframe(
+            value=lambda: rows(),
+            headers=COLUMNS,
+            datatype=["str", "number", "str", "str", "str"],
+            interactive=False,
+            wrap=True,
+            elem_id="docmind-sessions-table",
+        )
+        selected = gr.Textbox(visible=False, elem_id="docmind-sessions-selected")
+        summary = gr.Markdown("Select a chat in the list.", elem_id="docmind-sessions-summary")
+        with gr.Row():
+            open_button = gr.Button("Open in Chat", variant="primary", interactive=False)
+            export_md = gr.DownloadButton("Export Markdown", interactive=False)
+            export_json = gr.DownloadButton("Export JSON", interactive=False)
+            delete = gr.Button("Delete…", variant="stop", interactive=False)
+        with gr.Row():
+            new_title = gr.Textbox(placeholder="New title", show_label=False, scale=4, container=False)
+            rename = gr.Button("Rename", scale=1, interactive=False)
+        with gr.Row(visible=False) as confirm_row:
+            confirm_text = gr.Markdown()
+            confirm = gr.Button("Yes, delete it", variant="stop")
+            cancel = gr.Button("Cancel")
+        with gr.Row():
+            importer = gr.UploadButton("Import a JSON export…", file_types=[".json"], file_count="single")
+            notice = gr.Markdown()
+
+    def buttons(enabled: bool) -> list[dict]:
+        return [gr.update(interactive=enabled) for _ in range(3)]
+
+    @shows_errors
+    def select(evt: gr.SelectData) -> tuple:
+        session_id = evt.row_value[-1] if evt.row_value else ""
+        return (session_id, describe(session_id), *exports(session_id), *buttons(bool(session_id)), gr.update(visible=False))
+
+    selection_outputs = [selected, summary, export_md, export_json, open_button, delete, rename, confirm_row]
+    table.select(select, outputs=selection_outputs, api_visibility="private")
+
+    @shows_errors
+    def refresh(query_text: str, session_id: str) -> tuple:
+        known = session_id and any(s.id == session_id for s in sessions.list())
+        session_id = session_id if known else ""
+        return (rows(query_text), session_id, describe(session_id), *exports(session_id), *buttons(bool(session_id)))
+
+    refresh_outputs = [table, selected, summary, export_md, export_json, open_button, delete, rename]
+    for trigger in (search.click, query.submit, tab.select):
+        trigger(refresh, inputs=[query, selected], outputs=refresh_outputs, api_visibility="private")
+    clear.click(lambda s: refresh("", s), inputs=selected, outputs=refresh_outputs, api_visibility="private").then(
+        lambda: "", outputs=query, api_visibility="private"
+    )
+
+    @shows_errors
+    def do_rename(session_id: str, title: str, query_text: str) -> tuple:
+        if not title.strip():
+            raise gr.Error("Type the new title first.")
+        sessions.rename(session_id, title)
+        return ("", *refresh(query_text, session_id))
+
+    rename.click(do_rename, [selected, new_title, query], [new_title, *refresh_outputs], api_visibility="private")
+    new_title.submit(do_rename, [selected, new_title, query], [new_title, *refresh_outputs], api_visibility="private")
+
+    @shows_errors
+    def ask_delete(session_id: str) -> tuple:
+        info = sessions.get(session_id)
+        text = f"Delete **{info.title or 'Untitled chat'}** and its {info.messages} messages? This cannot be undone."
+        return gr.update(visible=True), text
+
+    delete.click(ask_delete, selected, [confirm_row, confirm_text], api_visibility="private")
+    cancel.click(lambda: gr.update(visible=False), outputs=confirm_row, api_visibility="private")
+
+    @shows_errors
+    def do_delete(session_id: str, query_text: str) -> tuple:
+        sessions.delete(session_id)
+        gr.Info("Chat deleted.")
+        return (gr.update(visible=False), *refresh(query_text, ""))
+
+    confirm.click(do_delete, [selected, query], [confirm_row, *refresh_outputs], api_visibility="private")
+
+    @shows_errors
+    def do_import(path: str, query_text: str) -> tuple:
+        info = sessions.import_json(path)
+        return (f"Imported **{info.title or 'Untitled chat'}** ({info.messages} messages).", *refresh(query_text, info.id))
+
+    importer.upload(do_import, [importer, query], [notice, *refresh_outputs], api_visibility="private")
+
+    return SessionsTab(tab=tab, table=table, selected=selected, open_button=open_button)
+
+
+def register_api(context: AppContext) -> None:
+    """Scripting endpoints with stable names (see the README)."""
+    sessions = Sessions(context.db)
+
+    @shows_errors
+    def list_sessions() -> list[dict]:
+        """Every chat, most recently active first: id, title, created_at, updated_at, messages."""
+        return [asdict(s) for s in sessions.list()]
+
+    @shows_errors
+    def rename_session(session_id: str, title: str) -> dict:
+        """Give a chat a new title."""
+        return asdict(sessions.rename(session_id, title))
+
+    @shows_errors
+    def delete_session(session_id: str) -> bool:
+        """Delete a chat and its messages."""
+        sessions.delete(session_id)
+        return True
+
+    @shows_errors
+    def export_session(session_id: str, format: str = "md") -> str:
+        """A chat as Markdown (format="md") or as the JSON that import reads (format="json")."""
+        if format == "json":
+            return json.dumps(sessions.export_json(session_id), ensure_ascii=False, indent=2)
+        return sessions.export_markdown(session_id)
+
+    gr.api(list_sessions, api_name="sessions")
+    gr.api(rename_session, api_name="rename_session")
+    gr.api(delete_session, api_name="delete_session")
+    gr.api(export_session, api_name="export_session")
