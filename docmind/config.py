@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     model: str = DEFAULT_MODEL
     model_path: Path | None = None
+    quantization: str = "auto"  # auto | none | int8-weight | int8-dynamic | int4-weight (TorchAO)
     embed_model_path: Path | None = None
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000

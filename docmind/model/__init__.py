@@ -1,0 +1,26 @@
+"""The model layer: registry, hardware plan, download, loading (TorchAO), thinking parser, batched engine.
+
+Importing this package is cheap; torch and transformers load only when a model does.
+"""
+
+from docmind.model.errors import (
+    DiskSpaceError,
+    DownloadCancelledError,
+    DownloadError,
+    EngineStoppedError,
+    InsufficientMemoryError,
+    ModelCorruptError,
+    ModelError,
+    ModelNotDownloadedError,
+    PromptTooLongError,
+)
+from docmind.model.hardware import Hardware, LoadPlan, Recommendation, detect_hardware, plan_for, recommend
+from docmind.model.registry import MODELS, ModelChoice, ModelSpec, get_spec, resolve_model
+from docmind.model.thinking import Piece, ThinkParser, split_thinking
+
+__all__ = [
+    "MODELS", "DiskSpaceError", "DownloadCancelledError", "DownloadError", "EngineStoppedError", "Hardware",
+    "InsufficientMemoryError", "LoadPlan", "ModelChoice", "ModelCorruptError", "ModelError",
+    "ModelNotDownloadedError", "ModelSpec", "Piece", "PromptTooLongError", "Recommendation", "ThinkParser",
+    "detect_hardware", "get_spec", "plan_for", "recommend", "resolve_model", "split_thinking",
+]

@@ -1,0 +1,166 @@
+"""What this machine can run: CUDA (VRAM), Apple MPS, or CPU (RAM, cores), and the plan that follows.
+
+Detection is cheap: torch is imported only when its build can see a GPU (a CUDA build, or macOS for MPS).
+
+Quantization per device, chosen by measurement (tests/benchmarks/bench_model.py):
+- CPU: eager TorchAO int8 weight-only decodes *slower* than bf16 on this class of CPU (about 0.45x,
+  see STACK.md), so bf16 is the default when RAM allows; int8 weight-only (embedding included, which
+  brings resident memory to about half) is used only when bf16 does not fit.
+- CUDA: int4 weight-only (TorchAO tinygemm), fast and a quarter of the weight memory.
+- MPS: float16, no TorchAO (its kernels do not cover MPS).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import platform
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from docmind.model.errors import InsufficientMemoryError
+from docmind.model.registry import GB, MODELS, ModelSpec
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("none", "int8-weight", "int8-dynamic", "int4-weight")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The compute DocMind can use."""
+
+    device: str
+    """``cuda``, ``mps`` or ``cpu``."""
+    device_name: str
+    cpu_cores: int
+    ram_total: int
+    ram_available: int
+    vram_total: int = 0
+
+    @property
+    def summary(self) -> str:
+        ram = f"{self.ram_available / GB:.1f}/{self.ram_total / GB:.1f} GB RAM free"
+        if self.device == "cuda":
+            return f"cuda ({self.device_name}, {self.vram_total / GB:.1f} GB VRAM), {ram}"
+        return f"{self.device} ({self.device_name}, {self.cpu_cores} cores), {ram}"
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """How to run a model here: device, dtype, TorchAO quantization, and why."""
+
+    device: str
+    dtype: str
+    """``bfloat16``, ``float16`` or ``float32``."""
+    quantization: str
+    """One of ``QUANTIZATIONS``."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The model to offer this machine by default, with the plan to run it."""
+
+    spec: ModelSpec
+    plan: LoadPlan
+
+
+def _torch_build_has_cuda() -> bool:
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return False
+    version_file = Path(spec.origin).parent / "version.py"
+    try:
+        text = version_file.read_text()
+    except OSError:
+        return True  # unknown build: ask torch itself
+    return re.search(r"^(cuda|hip)\s*(:.*)?=\s*'", text, re.MULTILINE) is not None
+
+
+def detect_hardware() -> Hardware:
+    """Detect GPU/CPU and memory. Imports torch only if its build could see a GPU."""
+    import psutil
+
+    memory = psutil.virtual_memory()
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    cpu_name = platform.processor() or platform.machine() or "cpu"
+    base = dict(cpu_cores=cores, ram_total=memory.total, ram_available=memory.available)
+    if _torch_build_has_cuda():
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            return Hardware(device="cuda", device_name=props.name, vram_total=props.total_memory, **base)
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        import torch
+
+        if torch.backends.mps.is_available():
+            return Hardware(device="mps", device_name="Apple GPU", **base)
+    return Hardware(device="cpu", device_name=cpu_name, **base)
+
+
+def plan_for(spec: ModelSpec | None, hardware: Hardware, quantization: str = "auto",
+             weights_bytes: int | None = None) -> LoadPlan:
+    """Choose dtype and quantization for ``spec`` (or a local model of ``weights_bytes``) on ``hardware``.
+
+    ``quantization`` other than ``auto`` forces a TorchAO config (one of ``QUANTIZATIONS``).
+    """
+    if quantization not in ("auto", *QUANTIZATIONS):
+        raise ValueError(f"Unknown quantization {quantization!r}: use auto or one of {', '.join(QUANTIZATIONS)}.")
+    if hardware.device == "cuda":
+        quant = "int4-weight" if quantization == "auto" else quantization
+        return LoadPlan("cuda", "bfloat16", quant, "CUDA GPU: bf16 with int4 weight-only (TorchAO) for speed and memory")
+    if hardware.device == "mps":
+        return LoadPlan("mps", "float16", "none", "Apple GPU: float16; TorchAO kernels do not cover MPS")
+    if quantization != "auto":
+        return LoadPlan("cpu", "bfloat16", quantization, f"CPU, quantization {quantization} chosen in settings")
+    need = spec.ram_bytes if spec else int((weights_bytes or 0) * 1.3)
+    if need <= hardware.ram_available:
+        return LoadPlan("cpu", "bfloat16", "none",
+                        "CPU with enough RAM: bf16 (int8 weight-only measured slower than bf16 on CPU)")
+    return LoadPlan("cpu", "bfloat16", "int8-weight",
+                    f"CPU with {hardware.ram_available / GB:.1f} GB free RAM, bf16 needs {need / GB:.1f} GB: "
+                    "int8 weight-only halves memory at some speed cost")
+
+
+def memory_needed(spec: ModelSpec | None, plan: LoadPlan, weights_bytes: int | None = None) -> int:
+    """Memory the model needs under ``plan`` (RAM on CPU, VRAM on a GPU)."""
+    if spec is None:
+        base = int((weights_bytes or 0) * 1.3)
+    else:
+        base = spec.vram_bytes if plan.device == "cuda" else spec.ram_bytes
+    factor = {"none": 1.0, "int8-weight": 0.55, "int8-dynamic": 0.55, "int4-weight": 0.4}[plan.quantization]
+    return int(base * factor)
+
+
+def check_memory(spec: ModelSpec | None, plan: LoadPlan, hardware: Hardware, weights_bytes: int | None = None) -> None:
+    """Raise ``InsufficientMemoryError`` suggesting a smaller model when this one cannot fit."""
+    need = memory_needed(spec, plan, weights_bytes)
+    have = hardware.vram_total if plan.device == "cuda" else hardware.ram_available
+    if need <= have:
+        return
+    kind = "GPU memory" if plan.device == "cuda" else "free RAM"
+    name = spec.hub_id if spec else "this model"
+    smaller = [m for m in MODELS if memory_needed(m, plan) <= have and (spec is None or m.params_b < spec.params_b)]
+    hint = (f"Choose a smaller model: set DOCMIND_MODEL={smaller[0].hub_id} ({smaller[0].label}) "
+            "and run `docmind model download`." if smaller
+            else "No listed model fits; close other programs or use a machine with more memory.")
+    raise InsufficientMemoryError(f"{name} needs about {need / GB:.1f} GB of {kind}, this machine has "
+                                  f"{have / GB:.1f} GB. {hint}")
+
+
+def recommend(hardware: Hardware) -> Recommendation:
+    """The largest listed model that runs here, with its plan and a reason for the user."""
+    for spec in MODELS:
+        plan = plan_for(spec, hardware)
+        if memory_needed(spec, plan) <= (hardware.vram_total if plan.device == "cuda" else hardware.ram_available):
+            return Recommendation(spec, LoadPlan(plan.device, plan.dtype, plan.quantization,
+                                                 f"{spec.label} fits: {plan.reason}"))
+    smallest = MODELS[-1]
+    plan = plan_for(smallest, hardware)
+    return Recommendation(smallest, LoadPlan(plan.device, plan.dtype, plan.quantization,
+                                             f"Little memory: {smallest.label} is the only option, it may be slow"))
