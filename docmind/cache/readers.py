@@ -43,7 +43,7 @@ def read_pdf(data: bytes, path: Path) -> list[Section]:
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
         raise UnreadableFileError(f"not a readable PDF (damaged or not really a PDF): {error}") from error
     except Exception as error:  # pypdf raises many types on broken files; none may stop the rest
-        if "crypt" in type(error).__name__.lower() or "password" in str(error).lower():
+        if "crypt" in f"{type(error).__name__} {error}".lower() or "password" in str(error).lower():
             raise UnreadableFileError("encrypted PDF that could not be opened: save an unlocked copy") from error
         raise UnreadableFileError(f"not a readable PDF: {type(error).__name__}: {error}") from error
     if not any(section.text.strip() for section in sections):
