@@ -63,6 +63,12 @@ def check_model_files(choice: ModelChoice) -> None:
     if not choice.local and not (path / MANIFEST).is_file():
         raise ModelNotDownloadedError(f"The download of {choice.name} did not finish. "
                                       "Run `docmind model download` to resume it.")
+    if (path / MANIFEST).is_file():
+        for entry in json.loads((path / MANIFEST).read_text())["files"]:
+            file = path / entry["name"]
+            if not file.is_file() or file.stat().st_size != entry["size"]:
+                raise ModelCorruptError(f"{entry['name']} of {choice.name} is missing or incomplete. "
+                                        "Run `docmind model download` to fetch it again.")
     shards = sorted(path.glob("*.safetensors"))
     if not shards:
         raise ModelCorruptError(f"{path} has no .safetensors weights. {_repair_hint(choice)}")
