@@ -1,0 +1,196 @@
+"""The Chat tab: streamed answers with collapsible thinking and numbered sources, stop, regenerate,
+new chat, a session picker and a think / answer-fast switch. Also the scripting endpoint ``/chat``.
+
+Each browser tab keeps its own session id in a hidden textbox, so several tabs chat at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+import gradio as gr
+
+from docmind.agent.chat import ChatService, ModelHandle, load_model_handle
+from docmind.agent.sessions import Sessions
+from docmind.config import Settings
+from docmind.ui.context import AppContext, ModelPhase
+from docmind.ui.feedback import user_message
+from docmind.ui.transcript import TurnView, history_from_stored
+
+log = logging.getLogger(__name__)
+
+THINK = "Think first"
+FAST = "Answer fast"
+STREAM_INTERVAL = 0.05
+"""Seconds between two page updates while tokens stream (the first token is always sent at once)."""
+LOADING_NOTICE = "The model is still loading; the answer starts as soon as it is ready."
+
+
+def _fast_model_handle(settings: Settings) -> ModelHandle:
+    """The shared engine with thinking switched off (models that always think ignore the switch)."""
+    handle = load_model_handle(settings)
+    handle.llm.enable_thinking = False
+    return handle
+
+
+@dataclass
+class Chatter:
+    """The two ways to answer (thinking or fast), over one shared model engine."""
+
+    thinking: ChatService
+    fast: ChatService
+
+    @classmethod
+    def create(cls, context: AppContext) -> Chatter:
+        return cls(ChatService(context.settings), ChatService(context.settings, model_loader=_fast_model_handle))
+
+    async def turn(self, context: AppContext, question: str, session_id: str, think: bool) -> AsyncIterator[TurnView]:
+        """Stream one turn as a growing ``TurnView``; errors end up in ``view.error``, never raised."""
+        view = TurnView(question=question, session_id=session_id)
+        if context.model.status.phase is ModelPhase.LOADING:
+            view.notices.append(LOADING_NOTICE)
+        service = self.thinking if think else self.fast
+        last = 0.0
+        try:
+            async for event in service.chat(session_id or None, question):
+                view.apply(event)
+                now = time.monotonic()
+                if now - last >= STREAM_INTERVAL or view.done:
+                    last = now
+                    yield view
+        except Exception as error:  # shown in the chat, never as a stack trace
+            view.error = user_message(error)
+            yield view
+
+
+@dataclass
+class ChatTab:
+    """The components other tabs wire to (the Sessions tab opens a chat here)."""
+
+    tab: gr.Tab
+    chatbot: gr.Chatbot
+    session_id: gr.Textbox
+    picker: gr.Dropdown
+    sessions: Sessions
+
+    def open_session(self, sid: str) -> tuple:
+        """Outputs for ``[chatbot, session_id, picker, tabs]``: session ``sid`` shown in the Chat tab."""
+        picker = gr.update(choices=_choices(self.sessions), value=sid)
+        return history_from_stored(self.sessions.messages(sid)), sid, picker, gr.Tabs(selected="chat")
+
+
+def _choices(sessions: Sessions) -> list[tuple[str, str]]:
+    return [(s.title or "Untitled chat", s.id) for s in sessions.list()]
+
+
+def render(context: AppContext, chatter: Chatter) -> ChatTab:
+    """Build the Chat tab inside the current Blocks."""
+    sessions = Sessions(context.db)
+
+    def choices() -> list[tuple[str, str]]:
+        return _choices(sessions)
+
+    with gr.Tab("Chat", id="chat") as tab:
+        with gr.Row(equal_height=True):
+            picker = gr.Dropdown(
+                choices=choices(),
+                value=None,
+                label="Chat",
+                scale=5,
+                allow_custom_value=False,
+                elem_id="docmind-session-picker",
+            )
+            new_chat = gr.Button("New chat", scale=1)
+            mode = gr.Radio([THINK, FAST], value=THINK, label="Answer style", scale=2)
+        session_id = gr.Textbox(visible=False, elem_id="docmind-session-id")
+        chatbot = gr.Chatbot(
+            height=520,
+            elem_id="docmind-chatbot",
+            show_label=False,
+            placeholder="Ask a question about your documents. Answers cite their sources as [1], [2]…",
+            buttons=["copy"],
+            feedback_options=None,
+            group_consecutive_messages=True,
+        )
+        with gr.Row():
+            question = gr.Textbox(
+                placeholder="Ask about your documents…",
+                show_label=False,
+                scale=8,
+                lines=1,
+                max_lines=6,
+                elem_id="docmind-question",
+                autofocus=True,
+            )
+            send = gr.Button("Send", variant="primary", scale=1, elem_id="docmind-send")
+            stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="docmind-stop")
+            regenerate = gr.Button("Regenerate", scale=1, elem_id="docmind-regenerate")
+
+    async def respond(text: str, sid: str, style: str, history: list):
+        """Stream the answer to ``text`` into the chat; the question box was already cleared."""
+        text = (text or "").strip()
+        if not text:
+            yield history, sid, gr.skip(), gr.update(visible=True), gr.update(visible=False)
+            return
+        earlier = list(history or [])
+        view = TurnView(question=text, session_id=sid)
+        yield earlier + view.messages(), sid, gr.skip(), gr.update(visible=False), gr.update(visible=True)
+        async for view in chatter.turn(context, text, sid, think=style == THINK):
+            yield earlier + view.messages(), view.session_id or sid, gr.skip(), gr.skip(), gr.skip()
+        picked = gr.update(choices=choices(), value=view.session_id or None)
+        yield earlier + view.messages(), view.session_id or sid, picked, gr.update(visible=True), gr.update(visible=False)
+
+    def take_question(text: str) -> tuple[str, str]:
+        return "", text
+
+    pending = gr.State("")
+    outputs = [chatbot, session_id, picker, send, stop]
+    events = []
+    for trigger in (question.submit, send.click):
+        event = trigger(take_question, question, [question, pending], queue=False, api_visibility="private").then(
+            respond, [pending, session_id, mode, chatbot], outputs, api_visibility="private"
+        )
+        events.append(event)
+
+    def show_session(sid: str | None) -> tuple:
+        if not sid:
+            return [], ""
+        return history_from_stored(sessions.messages(sid)), sid
+
+    def start_over(sid: str, history: list) -> tuple:
+        """Drop the session's last question and answer; hand the question back to be asked again."""
+        stored = sessions.messages(sid) if sid else []
+        last_user = max((i for i, m in enumerate(stored) if m.role == "user"), default=None)
+        if last_user is None:
+            raise gr.Error("There is no question to answer again yet.")
+        for _ in range(len(stored) - last_user):
+            sessions.log.delete_at(sid, -1)
+        return history_from_stored(sessions.messages(sid)), stored[last_user].content
+
+    regen = regenerate.click(
+        start_over, [session_id, chatbot], [chatbot, pending], api_visibility="private"
+    ).success(respond, [pending, session_id, mode, chatbot], outputs, api_visibility="private")
+    events.append(regen)
+
+    stop.click(lambda: (gr.update(visible=True), gr.update(visible=False)), outputs=[send, stop],
+               cancels=events, queue=False, api_visibility="private")
+    picker.input(show_session, picker, [chatbot, session_id], api_visibility="private")
+    new_chat.click(lambda: ([], "", gr.update(value=None, choices=choices())), outputs=[chatbot, session_id, picker],
+                   api_visibility="private")
+    tab.select(lambda sid: gr.update(choices=choices(), value=sid or None), session_id, picker,
+               api_visibility="private")
+    return ChatTab(tab=tab, chatbot=chatbot, session_id=session_id, picker=picker, sessions=sessions)
+
+
+def register_api(context: AppContext, chatter: Chatter) -> None:
+    """``/chat``: (message, session id) → the answer, streamed as it grows."""
+
+    async def chat(message: str, session_id: str = "", think: bool = True) -> AsyncIterator[dict]:
+        """Ask a question; leave session_id empty for a new chat. Streams {session, answer, thinking, citations,
+        notices, mode, done, error}; the last one has done=True (or an error)."""
+        async for view in chatter.turn(context, message, session_id, think):
+            yield view.result()
+
+    gr.api(chat, api_name="chat")
