@@ -84,16 +84,37 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from docmind.ui import serve
+    from docmind.ui.launch_guard import AppInstanceLock, available_port, log_to_file
 
     settings = _settings()
-    app = serve(
-        settings,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        open_browser=not args.no_browser,
-    )
-    print(f"DocMind is running at {app.url}  (press Ctrl+C to stop)", file=sys.stderr, flush=True)
-    app.wait()
+    instance = AppInstanceLock(settings.data_dir)
+    if not instance.acquire():  # one app per data dir: show the one that runs
+        running = instance.running_instance()
+        if running is None:
+            raise CommandError("DocMind is still starting for this data dir; wait a moment and start it again.")
+        print(f"DocMind is already running at {running.url}", file=sys.stderr, flush=True)
+        if not args.no_browser:
+            import webbrowser
+
+            webbrowser.open(running.url)
+        return 0
+    with instance:
+        log_path = log_to_file(settings.data_dir)
+        host = args.host or settings.host
+        try:
+            app = serve(
+                settings,
+                host=host,
+                port=available_port(host, args.port if args.port is not None else settings.port),
+                open_browser=not args.no_browser,
+            )
+        except Exception:
+            log.exception("DocMind could not start")
+            raise
+        instance.publish(app.url)
+        log.info("DocMind %s is running at %s", __version__, app.url)
+        print(f"DocMind is running at {app.url}  (press Ctrl+C to stop; log: {log_path})", file=sys.stderr, flush=True)
+        app.wait()
     return 0
 
 

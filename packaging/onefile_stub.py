@@ -1,0 +1,144 @@
+"""The single-file DocMind: unpack the app once into a versioned folder in the user's cache, then run it.
+
+A plain PyInstaller onefile decompresses ~1.3 GB on every start (~5 s or more). This stub is a small
+onefile that carries the app folder as a payload (see ``payload.py``); the first start unpacks it into
+``<user cache>/DocMind/runtime/<build id>/``, later starts run the app from there directly. Arguments,
+stdin/stdout and the exit code pass through, so ``DocMind ask --json ...`` works as usual.
+Standard library only, so the stub itself starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from native_dialog import show_error
+from payload import Payload, PayloadError, read_payload
+
+APP_NAME = "DocMind"
+COMPLETE_MARKER = ".complete"
+_UNPACKING_PREFIX = ".unpacking-"
+_STALE_UNPACK_S = 3600
+
+
+class UnpackError(Exception):
+    """The app could not be unpacked into the cache (no space, no permission)."""
+
+
+def runtime_root() -> Path:
+    """Where unpacked builds live: ``DOCMIND_RUNTIME_DIR``, else ``<user cache>/DocMind/runtime``."""
+    if override := os.environ.get("DOCMIND_RUNTIME_DIR"):
+        return Path(override).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / APP_NAME / "Cache"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches" / APP_NAME
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / APP_NAME
+    return base / "runtime"
+
+
+class _Slice(io.RawIOBase):
+    """Read ``length`` bytes of ``file`` from its current position, then end."""
+
+    def __init__(self, file: io.BufferedReader, length: int) -> None:
+        self._file, self._left = file, length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._file.read(min(len(buffer), self._left))
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
+    """The folder holding this build's app, unpacking it first if no complete copy exists."""
+    target = root / payload.build_id
+    if (target / COMPLETE_MARKER).is_file():
+        return target
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(root).free
+    except OSError as error:
+        raise UnpackError(f"cannot create {root} ({error.strerror}). Set DOCMIND_RUNTIME_DIR to a writable folder.")
+    if free < payload.unpacked_size * 1.05:
+        raise UnpackError(
+            f"DocMind needs {payload.unpacked_size / 1e9:.1f} GB free in {root} to unpack itself the first "
+            f"time, but only {free / 1e9:.1f} GB is free. Free some disk space and start DocMind again."
+        )
+    started = time.monotonic()
+    print(f"DocMind: first start of this version, unpacking into {target} ...", file=sys.stderr, flush=True)
+    staging = Path(tempfile.mkdtemp(prefix=_UNPACKING_PREFIX, dir=root))
+    try:
+        with open(executable, "rb") as file:
+            file.seek(payload.offset)
+            stream = io.BufferedReader(_Slice(file, payload.length), 1 << 20)
+            with tarfile.open(fileobj=stream, mode="r|gz") as archive:
+                archive.extractall(staging, filter="data")
+        (staging / COMPLETE_MARKER).write_text(payload.build_id)
+        os.replace(staging, target)
+    except FileExistsError:
+        pass  # another first start finished the same build first: use theirs
+    except OSError as error:
+        raise UnpackError(f"could not unpack DocMind into {root}: {error}. Check free space and permissions.")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not (target / COMPLETE_MARKER).is_file():
+        raise UnpackError(f"could not unpack DocMind into {target}: start DocMind again.")
+    print(f"DocMind: unpacked in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    _remove_other_builds(root, keep=target)
+    return target
+
+
+def _remove_other_builds(root: Path, keep: Path) -> None:
+    """Delete older unpacked builds and abandoned half-unpacked folders."""
+    for entry in root.iterdir():
+        abandoned = time.time() - entry.stat().st_mtime > _STALE_UNPACK_S
+        if entry != keep and (not entry.name.startswith(_UNPACKING_PREFIX) or abandoned):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment, minus what our bootloader set, so the app's own bootloader starts clean."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_PYI_") and k != "_MEIPASS2"}
+    env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    for name in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "LIBPATH"):
+        original = env.pop(f"{name}_ORIG", None)
+        if original is not None:
+            env[name] = original
+        else:
+            env.pop(name, None)
+    env["DOCMIND_LAUNCHER"] = sys.executable
+    return env
+
+
+def main() -> int:
+    executable = Path(sys.executable)
+    try:
+        app_dir = ensure_unpacked(executable, read_payload(executable), runtime_root())
+    except (PayloadError, UnpackError) as error:
+        show_error(str(error))
+        return 1
+    app = app_dir / (f"{APP_NAME}.exe" if sys.platform == "win32" else APP_NAME)
+    argv = [str(app), *sys.argv[1:]]
+    try:
+        if sys.platform == "win32":
+            return subprocess.call(argv, env=child_environment())
+        os.execve(app, argv, child_environment())  # replaces this process; returns only by raising
+    except OSError as error:
+        show_error(f"could not start {app}: {error}. Delete {app_dir} and start DocMind again.")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
