@@ -149,9 +149,9 @@ class ChatLog:
         )
         return [_message(row) for row in rows]
 
-    def append(self, session_id: str, message: StoredMessage) -> int:
-        """Commit one message (creating its session if needed) and return its row id."""
-        return self.db.write(lambda conn: _insert(conn, session_id, [message])[0])
+    def append(self, session_id: str, *messages: StoredMessage) -> list[int]:
+        """Commit messages in one transaction (creating their session if needed); return their row ids."""
+        return self.db.write(lambda conn: _insert(conn, session_id, list(messages)))
 
     def replace(self, session_id: str, messages: Iterable[StoredMessage]) -> None:
         """Make ``messages`` the session's whole history, in one transaction (empty clears it)."""

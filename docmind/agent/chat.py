@@ -1,0 +1,420 @@
+"""One chat turn: ``async for event in ChatService(...).chat(session_id, text)``.
+
+Each turn runs one ``ReActAgent`` with ``search_documents`` and ``list_documents`` over a working
+copy of the session's memory, so its scratchpad never reaches the session: only the question and
+the final answer (with its thinking and citations) are stored. When the small model's output is
+not valid ReAct, the turn falls back to one direct answer from the retrieved passages; without a
+model at all, the answer is the best passages, labelled as a search result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llama_index.core.agent.workflow import AgentInput, AgentOutput, AgentStream, ReActAgent, ToolCall, ToolCallResult
+from llama_index.core.llms import LLM, ChatMessage, ChatResponse
+from llama_index.core.storage.chat_store import SimpleChatStore
+
+from docmind.agent.citations import Passage, TurnPassages, format_passages, search_result_answer
+from docmind.agent.events import (
+    MODE_AGENT,
+    MODE_FALLBACK,
+    MODE_SEARCH,
+    AnswerReset,
+    AnswerToken,
+    ChatEvent,
+    Citations,
+    Done,
+    Notice,
+    ThinkingToken,
+    ToolCalled,
+    TurnStarted,
+)
+from docmind.agent.memory import MESSAGE_OVERHEAD_TOKENS, SESSION_TOKEN_LIMIT, SessionMemory
+from docmind.agent.sessions import Sessions
+from docmind.agent.stream import StepSplitter
+from docmind.agent.tools import DocumentSearch, make_tools
+from docmind.agent.turns import SessionLock, TurnRecorder
+from docmind.cache.retrieval import Searcher
+from docmind.config import Settings, load_settings
+from docmind.model.errors import ModelError
+from docmind.model.thinking import split_thinking
+from docmind.storage import open_database
+from docmind.storage.chat import SQLiteChatStore
+
+log = logging.getLogger(__name__)
+
+MAX_ITERATIONS = 4
+"""At most this many ReAct LLM calls per turn; then the turn falls back to one direct answer."""
+RESERVED_TOKENS = 3072
+"""Context kept free of history: system prompt, tool descriptions, scratchpad and the answer."""
+MAX_QUESTION_CHARS = 20000
+"""Without a model to count tokens, a question longer than this is refused."""
+
+SYSTEM_PROMPT = """You are DocMind, an assistant that answers questions about the user's own documents, offline.
+Use the search_documents tool to find passages before you answer a question about the documents.
+Passages come numbered, like [1], with their file and page. Cite every statement you take from a passage
+with its number in square brackets, like [1] or [2][3]. Cite only numbers that appear in the search results.
+If the passages do not contain the answer, say that the documents do not cover it. Never invent sources."""
+
+FALLBACK_PROMPT = """You are DocMind. Answer the user's question from the numbered passages below.
+Cite each statement with the passage number in square brackets, like [1]. If the passages do not answer
+the question, say so plainly."""
+
+NO_PASSAGES_PROMPT = "You are DocMind, a helpful assistant. Answer the user's question concisely."
+
+NOTICE_NO_MODEL = (
+    "No language model is downloaded yet, so this is a search result, not a written answer. "
+    "Run `docmind model download` (or choose a model in the app) to get answers."
+)
+NOTICE_NO_DOCUMENTS = "No documents are loaded yet, so this answer comes from the model alone."
+NOTICE_NOTHING_FOUND = "I found nothing relevant to this in your documents, so this answer does not come from them."
+
+
+class EmptyQuestionError(ValueError):
+    """The question is empty."""
+
+
+class QuestionTooLongError(ValueError):
+    """The question does not fit in the model's context."""
+
+
+@dataclass
+class ModelHandle:
+    """What a turn needs from the model layer: a LlamaIndex LLM and its tokenizer's counts."""
+
+    llm: LLM
+    count_tokens: Callable[[str], int]
+    context_window: int
+
+
+def load_model_handle(settings: Settings) -> ModelHandle:
+    """The shared engine as a ``ModelHandle``; raises ``ModelNotDownloadedError`` when no model is on disk."""
+    from docmind.model.runtime import get_runtime
+
+    runtime = get_runtime(settings)
+    engine = runtime.engine
+    return ModelHandle(
+        llm=runtime.llm,
+        count_tokens=lambda text: len(engine.tokenize(text)) if text else 0,
+        context_window=engine.context_window,
+    )
+
+
+class _DocMindReActAgent(ReActAgent):
+    """A ReActAgent that parses ReAct steps from the text after the model's ``<think>`` block.
+
+    The raw stream (thinking included) still reaches the caller's events.
+    """
+
+    async def _get_streaming_response(self, ctx: Any, current_llm_input: list[ChatMessage]) -> ChatResponse:
+        response = await super()._get_streaming_response(ctx, current_llm_input)
+        _strip_thinking(response)
+        return response
+
+    async def _get_response(self, current_llm_input: list[ChatMessage]) -> ChatResponse:
+        response = await super()._get_response(current_llm_input)
+        _strip_thinking(response)
+        return response
+
+
+def _strip_thinking(response: ChatResponse) -> None:
+    thinking, answer = split_thinking(response.message.content or "")
+    if thinking:
+        response.message.content = answer
+
+
+@dataclass
+class _Turn:
+    """What one turn has produced so far."""
+
+    session_id: str
+    question: str
+    recorder: TurnRecorder
+    passages: TurnPassages
+    started: float = field(default_factory=time.perf_counter)
+    answer: str = ""
+    thinking: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    notices: list[str] = field(default_factory=list)
+    mode: str = MODE_AGENT
+
+    def event(self, kind: str, text: str) -> ChatEvent:
+        if kind == "thinking":
+            self.thinking += text
+            return ThinkingToken(text)
+        self.answer += text
+        return AnswerToken(text)
+
+    def count_usage(self, raw: Any) -> None:
+        if isinstance(raw, dict) and "completion_tokens" in raw:
+            self.prompt_tokens += int(raw.get("prompt_tokens") or 0)
+            self.completion_tokens += int(raw.get("completion_tokens") or 0)
+
+
+class ChatService:
+    """Answers questions in sessions. One instance serves every session of a process (UI or CLI)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        model: ModelHandle | None = None,
+        model_loader: Callable[[Settings], ModelHandle] = load_model_handle,
+        searcher: Searcher | None = None,
+        max_iterations: int = MAX_ITERATIONS,
+        token_limit: int = SESSION_TOKEN_LIMIT,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.db = open_database(self.settings.db_path)
+        self.sessions = Sessions(self.db)
+        self.chat_store = SQLiteChatStore(self.db)
+        self._model = model
+        self._model_loader = model_loader
+        self._model_lock = asyncio.Lock()
+        self._searcher = searcher
+        self.max_iterations = max_iterations
+        self.token_limit = token_limit
+        self._session_locks: dict[str, asyncio.Lock] = {}
+
+    # --- model and search ----------------------------------------------------------------------
+
+    async def model(self) -> tuple[ModelHandle | None, str]:
+        """The model, loaded on first use in a worker thread; or None and the reason it is unavailable."""
+        async with self._model_lock:
+            if self._model is None:
+                try:
+                    self._model = await asyncio.to_thread(self._model_loader, self.settings)
+                except ModelError as error:
+                    return None, str(error)
+            return self._model, ""
+
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            self._searcher = Searcher(self.settings, self.db)
+        return self._searcher
+
+    def history_budget(self, model: ModelHandle) -> int:
+        return max(0, min(self.token_limit, model.context_window - RESERVED_TOKENS))
+
+    # --- the turn ------------------------------------------------------------------------------
+
+    async def chat(self, session_id: str | None, text: str) -> AsyncIterator[ChatEvent]:
+        """Answer ``text`` in session ``session_id`` (a new session when None), streaming events.
+
+        Raises ``EmptyQuestionError``, ``QuestionTooLongError``, ``UnknownSessionError`` or
+        ``SessionBusyError`` before anything is stored.
+        """
+        question = (text or "").strip()
+        if not question:
+            raise EmptyQuestionError("The question is empty: type a question first.")
+        if session_id is not None:
+            self.sessions.get(session_id)
+        model, model_problem = await self.model()
+        question_tokens = self._check_length(question, model)
+        if session_id is None:
+            session_id = self.sessions.create().id
+
+        memory_lock = self._session_locks.setdefault(session_id, asyncio.Lock())
+        async with memory_lock:
+            lock = SessionLock(self.sessions.log, session_id)
+            await lock.acquire()
+            try:
+                async for event in self._turn(session_id, question, question_tokens, model, model_problem):
+                    yield event
+            finally:
+                lock.release()
+
+    def _check_length(self, question: str, model: ModelHandle | None) -> int | None:
+        if model is None:
+            if len(question) > MAX_QUESTION_CHARS:
+                raise QuestionTooLongError(
+                    f"The question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
+                )
+            return None
+        tokens = model.count_tokens(question)
+        limit = self.history_budget(model)
+        if tokens > limit:
+            raise QuestionTooLongError(
+                f"The question is {tokens} tokens but this model has room for {limit}. "
+                "Shorten it, or split it into several questions."
+            )
+        return tokens
+
+    async def _turn(
+        self, session_id: str, question: str, question_tokens: int | None, model: ModelHandle | None, problem: str
+    ) -> AsyncIterator[ChatEvent]:
+        history = []
+        if model is not None:
+            memory = SessionMemory.for_session(self.chat_store, session_id, model.count_tokens, self.history_budget(model))
+            history = await asyncio.to_thread(memory.get, None, (question_tokens or 0) + MESSAGE_OVERHEAD_TOKENS)
+        recorder = TurnRecorder(self.sessions.log, session_id)
+        await recorder.start(question, question_tokens)
+        self.sessions.title_from_first_question(session_id, question)
+        turn = _Turn(session_id, question, recorder, TurnPassages())
+        yield TurnStarted(session_id, self.sessions.get(session_id).title)
+
+        search = DocumentSearch(self.searcher, turn.passages, question)
+        if model is None:
+            turn.mode = MODE_SEARCH
+            steps = self._search_only(turn, search, problem)
+        else:
+            steps = self._agent_or_fallback(turn, search, model, history)
+        try:
+            async for event in steps:
+                yield event
+                await recorder.progress(turn.answer, turn.thinking)
+        except BaseException:
+            recorder.interrupt(turn.answer, turn.thinking)
+            raise
+
+        answer = turn.passages.strip_unknown(turn.answer.strip())
+        answer = "\n\n".join([*(f"_{n}_" for n in turn.notices), answer]).strip()
+        cited = turn.passages.cited(answer)
+        if cited:
+            yield Citations(cited)
+        tokens = model.count_tokens(answer) if model is not None else None
+        extra = {"citations": [p.to_json() for p in cited], "mode": turn.mode}
+        await recorder.finish(answer, turn.thinking.strip(), tokens, extra)
+        yield Done(
+            session_id=session_id,
+            answer=answer,
+            thinking=turn.thinking.strip(),
+            citations=cited,
+            prompt_tokens=turn.prompt_tokens,
+            completion_tokens=turn.completion_tokens,
+            seconds=time.perf_counter() - turn.started,
+            mode=turn.mode,
+        )
+
+    # --- the three ways to answer ----------------------------------------------------------------
+
+    async def _search_only(self, turn: _Turn, search: DocumentSearch, problem: str) -> AsyncIterator[ChatEvent]:
+        """No model: the best passages, labelled as a search result."""
+        yield Notice("no-model", f"{NOTICE_NO_MODEL} ({problem})" if problem else NOTICE_NO_MODEL)
+        if not search.has_documents():
+            text = "No documents are loaded either: add some with `docmind ingest PATH` or the Documents tab."
+        else:
+            passages = await search.asearch(turn.question)
+            text = (
+                search_result_answer(passages, "**Search result** (no model): the most relevant passages.")
+                if passages
+                else "**Search result** (no model): nothing in your documents matches this question."
+            )
+        turn.notices.append(NOTICE_NO_MODEL)
+        yield turn.event("answer", text)
+
+    async def _agent_or_fallback(
+        self, turn: _Turn, search: DocumentSearch, model: ModelHandle, history: list[ChatMessage]
+    ) -> AsyncIterator[ChatEvent]:
+        has_documents = await asyncio.to_thread(search.has_documents)
+        if not has_documents:
+            turn.notices.append(NOTICE_NO_DOCUMENTS)
+            yield Notice("no-documents", NOTICE_NO_DOCUMENTS)
+        failure: BaseException | None = None
+        try:
+            async for event in self._agent(turn, search, model, history):
+                yield event
+        except Exception as error:  # noqa: BLE001 - any agent failure falls back; nothing crashes the turn
+            failure = error
+        if failure is None and turn.answer.strip():
+            if turn.passages.searched and not turn.passages.passages and has_documents:
+                turn.notices.append(NOTICE_NOTHING_FOUND)
+            return
+        log.info("agent gave no usable answer (%s); answering directly from the passages", failure or "empty answer")
+        turn.mode = MODE_FALLBACK
+        if turn.answer:
+            yield AnswerReset()
+            turn.answer = ""
+        async for event in self._fallback(turn, search, model, history, has_documents):
+            yield event
+
+    async def _agent(
+        self, turn: _Turn, search: DocumentSearch, model: ModelHandle, history: list[ChatMessage]
+    ) -> AsyncIterator[ChatEvent]:
+        agent = _DocMindReActAgent(
+            tools=make_tools(search), llm=model.llm, system_prompt=SYSTEM_PROMPT, streaming=True
+        )
+        working = SessionMemory.for_session(SimpleChatStore(), "turn", model.count_tokens, self.history_budget(model))
+        handler = agent.run(
+            user_msg=turn.question, chat_history=history or None, memory=working, max_iterations=self.max_iterations
+        )
+        splitter: StepSplitter | None = None
+        try:
+            async for ev in handler.stream_events():
+                if isinstance(ev, AgentInput):
+                    splitter = StepSplitter()
+                    if turn.answer:
+                        turn.answer = ""
+                        yield AnswerReset()
+                elif isinstance(ev, AgentStream):
+                    splitter = splitter or StepSplitter()
+                    if ev.thinking_delta:
+                        yield turn.event("thinking", ev.thinking_delta)
+                    for kind, text in splitter.feed(ev.delta):
+                        yield turn.event(kind, text)
+                    turn.count_usage(ev.raw)
+                elif isinstance(ev, AgentOutput):
+                    for kind, text in splitter.finish() if splitter else []:
+                        yield turn.event(kind, text)
+                    splitter = None
+                elif isinstance(ev, ToolCall) and not isinstance(ev, ToolCallResult):
+                    yield ToolCalled(ev.tool_name, dict(ev.tool_kwargs))
+            result = await handler
+        except BaseException:
+            await handler.cancel_run()
+            raise
+        final = result.response.content if isinstance(result, AgentOutput) else ""
+        if final and final.strip():
+            turn.answer = final.strip()
+
+    async def _fallback(
+        self,
+        turn: _Turn,
+        search: DocumentSearch,
+        model: ModelHandle,
+        history: list[ChatMessage],
+        has_documents: bool,
+    ) -> AsyncIterator[ChatEvent]:
+        """One direct answer from the passages; if even that fails, the passages themselves."""
+        passages: list[Passage] = turn.passages.passages
+        if has_documents and not passages:
+            passages = await search.asearch(turn.question)
+        if has_documents and not passages:
+            turn.notices.append(NOTICE_NOTHING_FOUND)
+        if passages:
+            prompt = f"Passages:\n\n{format_passages(passages)}\n\nQuestion: {turn.question}"
+            messages = [ChatMessage(role="system", content=FALLBACK_PROMPT), *history, ChatMessage(role="user", content=prompt)]
+        else:
+            messages = [ChatMessage(role="system", content=NO_PASSAGES_PROMPT), *history,
+                        ChatMessage(role="user", content=turn.question)]
+        yield Notice("fallback", "The model did not follow the agent format; it answered directly instead.")
+        try:
+            splitter = StepSplitter()
+            stream = await model.llm.astream_chat(messages)
+            async for chunk in stream:
+                for kind, text in splitter.feed(chunk.delta or ""):
+                    yield turn.event(kind, text)
+                turn.count_usage(chunk.raw)
+            for kind, text in splitter.finish():
+                yield turn.event(kind, text)
+        except Exception as error:  # noqa: BLE001 - the passages are still an honest answer
+            log.warning("direct answer failed too: %s", error)
+        if turn.answer.strip():
+            return
+        if turn.answer:
+            yield AnswerReset()
+            turn.answer = ""
+        text = (
+            search_result_answer(passages, "**Search result**: the model gave no answer; these passages match best.")
+            if passages
+            else "The model gave no answer to this question. Try rephrasing it."
+        )
+        yield turn.event("answer", text)

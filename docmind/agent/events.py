@@ -1,0 +1,93 @@
+"""What ``chat()`` streams to the UI and the CLI, in order.
+
+``TurnStarted`` first, then any of ``Notice``, ``ThinkingToken``, ``AnswerToken``, ``AnswerReset``,
+``ToolCalled`` and ``Citations``, and ``Done`` last. ``Done.answer`` is authoritative: it is the
+streamed answer after invented citation numbers were removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from docmind.agent.citations import Passage
+
+MODE_AGENT = "agent"
+"""The ReActAgent answered."""
+MODE_FALLBACK = "fallback"
+"""The model's ReAct output was unusable; it answered once, directly from the retrieved passages."""
+MODE_SEARCH = "search"
+"""No model is available: the answer is the best passages, labelled as a search result."""
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    """The question is committed; generation starts. Carries the id of a session created for it."""
+
+    session_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about this answer (no model, no documents, nothing found...)."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingToken:
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerToken:
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerReset:
+    """Forget the answer text streamed so far: the agent is trying again."""
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    tool: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Citations:
+    """The passages the answer cites, each under the number it is cited by."""
+
+    passages: list[Passage]
+
+
+@dataclass(frozen=True)
+class Done:
+    session_id: str
+    answer: str
+    thinking: str
+    citations: list[Passage] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    mode: str = MODE_AGENT
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``docmind ask --json`` document."""
+        return {
+            "session": self.session_id,
+            "answer": self.answer,
+            "thinking": self.thinking,
+            "citations": [{"source": p.source, "page": p.page, "text": p.text, "number": p.number}
+                          for p in self.citations],
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 3),
+            "mode": self.mode,
+        }
+
+
+ChatEvent = Union[TurnStarted, Notice, ThinkingToken, AnswerToken, AnswerReset, ToolCalled, Citations, Done]

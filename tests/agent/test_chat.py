@@ -1,0 +1,181 @@
+"""ReAct parsing, honest citations, fallback and bad input, with a scripted LLM over a real library."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from docmind.agent.chat import ChatService, EmptyQuestionError, QuestionTooLongError
+from docmind.agent.events import AnswerToken, Citations, Done, Notice, ThinkingToken, ToolCalled, TurnStarted
+from docmind.agent.sessions import UnknownSessionError
+from docmind.storage.sessions import ChatLog
+from tests.agent.conftest import run_turn, scripted_service
+
+SEARCH = 'Thought: I should search.\nAction: search_documents\nAction Input: {"query": "revenue growth third quarter"}'
+ANSWER = "Thought: I know the answer.\nAnswer: Revenue grew by 12 percent [1], not by 50 percent [7]."
+
+
+def _done(events) -> Done:
+    assert isinstance(events[0], TurnStarted)
+    assert isinstance(events[-1], Done)
+    return events[-1]
+
+
+async def test_react_turn_cites_only_retrieved_passages(settings_with_library):
+    service, llm = scripted_service(settings_with_library, SEARCH, ANSWER)
+    events = await run_turn(service, None, "How much did revenue grow?")
+    done = _done(events)
+    assert done.mode == "agent"
+    assert done.answer == "Revenue grew by 12 percent [1], not by 50 percent."  # [7] was never retrieved
+    assert [p.number for p in done.citations] == [1]
+    assert done.citations[0].source.endswith("report.md") and "12 percent" in done.citations[0].text
+    assert any(isinstance(e, ToolCalled) and e.tool == "search_documents" for e in events)
+    assert [e for e in events if isinstance(e, Citations)][0].passages == done.citations
+    assert "Thought: I should search." in "".join(e.text for e in events if isinstance(e, ThinkingToken))
+    assert done.prompt_tokens == 200 and done.completion_tokens > 0
+
+    # the observation reached the model as numbered passages with file names
+    observation = llm.calls[1][-1].content
+    assert "[1] (report.md)" in observation and "12 percent" in observation
+
+    # memory holds the question and the final answer only: no scratchpad
+    stored = ChatLog(service.db).messages(done.session_id)
+    assert [(m.role, m.status) for m in stored] == [("user", "complete"), ("assistant", "complete")]
+    assert stored[1].content == done.answer
+    assert "Action" not in stored[1].content and "Observation" not in stored[1].content
+    assert stored[1].extra["citations"][0]["source"].endswith("report.md")
+    assert ChatLog(service.db).session(done.session_id).title == "How much did revenue grow?"
+
+
+async def test_irrelevant_passages_are_not_shown(settings_with_library):
+    search = 'Thought: search.\nAction: search_documents\nAction Input: {"query": "submarine propeller torque"}'
+    service, llm = scripted_service(settings_with_library, search, "Thought: done.\nAnswer: It is 5 Nm [1].")
+    done = _done(await run_turn(service, None, "What torque does the submarine propeller need?"))
+    assert "No relevant passages" in llm.calls[1][-1].content
+    assert done.citations == []
+    assert "[1]" not in done.answer
+    assert "found nothing relevant" in done.answer
+
+
+async def test_malformed_tool_arguments_are_recovered(settings_with_library):
+    broken = "Thought: search.\nAction: search_documents\nAction Input: {'q': 'revenue grew'}"
+    service, llm = scripted_service(settings_with_library, broken, "Thought: ok.\nAnswer: It grew 12 percent [1].")
+    events = await run_turn(service, None, "How much did revenue grow?")
+    done = _done(events)
+    assert [e.arguments for e in events if isinstance(e, ToolCalled)] == [{"q": "revenue grew"}]
+    assert "12 percent" in llm.calls[1][-1].content  # the misnamed argument still searched
+    assert done.mode == "agent" and [p.number for p in done.citations] == [1]
+
+
+async def test_invalid_react_falls_back_to_passages(settings_with_library):
+    broken = "Thought: I will search.\nAction: search_documents\nAction Input: none at all"
+    direct = "Revenue grew by 12 percent [1]."
+    service, llm = scripted_service(settings_with_library, broken, broken, broken, direct, max_iterations=3)
+    events = await run_turn(service, None, "How much did revenue grow?")
+    done = _done(events)
+    assert done.mode == "fallback"
+    assert len(llm.calls) == 4  # three agent attempts, then one direct answer: no loop
+    assert "Passages:" in llm.calls[3][-1].content and "[1] (report.md)" in llm.calls[3][-1].content
+    assert done.answer == direct and done.citations[0].source.endswith("report.md")
+    assert any(isinstance(e, Notice) and e.kind == "fallback" for e in events)
+
+
+async def test_when_the_model_fails_completely_the_passages_answer(settings_with_library):
+    service, _ = scripted_service(settings_with_library, RuntimeError("engine exploded"))
+    done = _done(await run_turn(service, None, "How much did revenue grow?"))
+    assert done.mode == "fallback"
+    assert done.answer.startswith("**Search result**")
+    assert "12 percent" in done.answer and done.citations and done.citations[0].number == 1
+
+
+async def test_no_documents_answers_from_the_model_and_says_so(empty_settings):
+    service, _ = scripted_service(empty_settings, "Thought: easy.\nAnswer: Paris is the capital of France.")
+    events = await run_turn(service, None, "What is the capital of France?")
+    done = _done(events)
+    assert any(isinstance(e, Notice) and e.kind == "no-documents" for e in events)
+    assert done.answer.startswith("_No documents are loaded yet") and "Paris" in done.answer
+
+
+async def test_model_not_downloaded_gives_a_labelled_search_result(settings_with_library, tmp_path):
+    settings = settings_with_library.model_copy(update={"model_path": tmp_path / "no-model-here"})
+    service = ChatService(settings)
+    events = await run_turn(service, None, "How much did revenue grow?")
+    done = _done(events)
+    notice = next(e for e in events if isinstance(e, Notice))
+    assert notice.kind == "no-model" and "docmind model download" in notice.text
+    assert done.mode == "search"
+    assert "search result" in done.answer.lower() and "docmind model download" in done.answer
+    assert done.citations and done.citations[0].source.endswith("report.md")
+    assert ChatLog(service.db).messages(done.session_id)[1].status == "complete"
+
+
+async def test_bad_input_is_refused_before_anything_is_stored(settings_with_library):
+    service, llm = scripted_service(settings_with_library, ANSWER)
+    with pytest.raises(EmptyQuestionError, match="empty"):
+        await run_turn(service, None, "   \n ")
+    with pytest.raises(UnknownSessionError, match="docmind sessions list"):
+        await run_turn(service, "nope", "hello")
+    with pytest.raises(QuestionTooLongError, match="Shorten"):
+        await run_turn(service, None, "word " * 40000)
+    assert service.sessions.list() == [] and llm.calls == []
+
+
+async def test_thinking_is_stored_but_never_fed_back(settings_with_library):
+    first = "<think>my secret reasoning</think>Thought: done.\nAnswer: Hello there."
+    service, llm = scripted_service(settings_with_library, first, "Thought: done.\nAnswer: Again.")
+    done = _done(await run_turn(service, None, "Say hello"))
+    assert done.answer == "Hello there." and "my secret reasoning" in done.thinking
+    stored = ChatLog(service.db).messages(done.session_id)[1]
+    assert "my secret reasoning" in stored.thinking and "secret" not in stored.content
+    await run_turn(service, done.session_id, "Say it again")
+    second_prompt = "\n".join(m.content or "" for m in llm.calls[1])
+    assert "Hello there." in second_prompt and "Say hello" in second_prompt
+    assert "secret" not in second_prompt
+    assert not service.sessions.search("secret")  # nor searchable
+
+
+async def test_cancel_keeps_the_partial_answer_marked_interrupted(settings_with_library):
+    long_answer = "Thought: ok.\nAnswer: " + " ".join(f"word{i}" for i in range(400))
+    service, _ = scripted_service(settings_with_library, long_answer, "Thought: ok.\nAnswer: Fine.", delay=0.01)
+    seen: list = []
+
+    async def consume() -> None:
+        async for event in service.chat(None, "Tell me a long story"):
+            seen.append(event)
+
+    task = asyncio.create_task(consume())
+    while sum(isinstance(e, AnswerToken) for e in seen) < 150:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    session_id = seen[0].session_id
+    stored = ChatLog(service.db).messages(session_id)
+    assert [(m.role, m.status) for m in stored] == [("user", "complete"), ("assistant", "interrupted")]
+    assert stored[1].content.startswith("word0 word1")
+    done = _done(await run_turn(service, session_id, "Go on"))  # the session continues
+    assert done.answer == "Fine."
+    statuses = [m.status for m in ChatLog(service.db).messages(session_id)]
+    assert statuses == ["complete", "interrupted", "complete", "complete"]
+
+
+async def test_sessions_are_isolated_under_concurrency(settings_with_library):
+    def echo(messages):  # repeats the last word of every question it can see
+        heard = [m.content.split()[-1] for m in messages if m.role == "user"]
+        return "Thought: done.\nAnswer: you said " + " ".join(heard)
+
+    service, _ = scripted_service(settings_with_library, echo, delay=0.005)
+    sessions = [service.sessions.create().id for _ in range(5)]
+
+    async def two_turns(i: int, session_id: str) -> None:
+        await run_turn(service, session_id, f"first question token{i}a")
+        await run_turn(service, session_id, f"second question token{i}b")
+
+    await asyncio.gather(*(two_turns(i, s) for i, s in enumerate(sessions)))
+    for i, session_id in enumerate(sessions):
+        stored = ChatLog(service.db).messages(session_id)
+        assert [m.content for m in stored] == [
+            f"first question token{i}a", f"you said token{i}a",
+            f"second question token{i}b", f"you said token{i}a token{i}b",
+        ]
