@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from pathlib import Path
 
 import platformdirs
@@ -55,3 +57,21 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings fresh from the environment and the data dir's ``config.toml``."""
     return Settings(**overrides)
+
+
+def save_settings(**values: str | int | float | bool | None) -> Path:
+    """Remember scalar settings in ``<data dir>/config.toml`` (``None`` forgets one); ``DOCMIND_*`` env still wins."""
+    path = default_data_dir() / "config.toml"
+    current = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for key, value in values.items():
+        if value is None:
+            current.pop(key, None)
+        elif isinstance(value, (str, int, float, bool)):
+            current[key] = value
+        else:
+            raise TypeError(f"config.toml holds only text, numbers and true/false, not {key}={value!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".toml.tmp")
+    staging.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in current.items()), encoding="utf-8")
+    staging.replace(path)
+    return path

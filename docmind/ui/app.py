@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from docmind import __version__
-from docmind.ui import chat, documents, sessions
-from docmind.ui.context import AppContext
+from docmind.ui import chat, documents, first_run, sessions
+from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.status import render_status
 
 TITLE = "DocMind"
@@ -22,12 +22,20 @@ def build_app(context: AppContext) -> gr.Blocks:
             chat_tab = chat.render(context, chatter)
             documents.render(context)
             sessions_tab = sessions.render(context)
+            first_run.render(context, tabs)
         sessions_tab.open_button.click(
             chat_tab.open_session,
             sessions_tab.selected,
             [chat_tab.chatbot, chat_tab.session_id, chat_tab.picker, tabs],
             api_visibility="private",
         )
+        demo.load(lambda: _first_tab(context), outputs=tabs, api_visibility="private")
         chat.register_api(context, chatter)
         sessions.register_api(context)
     return demo
+
+
+def _first_tab(context: AppContext) -> gr.Tabs:
+    """Open on the Model tab while no model is on disk (and none is downloading), else on Chat."""
+    missing = context.model.status.phase is ModelPhase.MISSING
+    return gr.Tabs(selected="model" if missing else "chat")

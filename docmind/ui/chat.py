@@ -44,7 +44,17 @@ class Chatter:
 
     @classmethod
     def create(cls, context: AppContext) -> Chatter:
-        return cls(ChatService(context.settings), ChatService(context.settings, model_loader=_fast_model_handle))
+        chatter = cls(*cls._services(context.settings))
+        context.on_settings_change(chatter.use_settings)
+        return chatter
+
+    @staticmethod
+    def _services(settings: Settings) -> tuple[ChatService, ChatService]:
+        return ChatService(settings), ChatService(settings, model_loader=_fast_model_handle)
+
+    def use_settings(self, settings: Settings) -> None:
+        """Answer with the model of new settings from the next turn on."""
+        self.thinking, self.fast = self._services(settings)
 
     async def turn(self, context: AppContext, question: str, session_id: str, think: bool) -> AsyncIterator[TurnView]:
         """Stream one turn as a growing ``TurnView``; errors end up in ``view.error``, never raised."""
@@ -127,6 +137,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             send = gr.Button("Send", variant="primary", scale=1, elem_id="docmind-send")
             stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="docmind-stop")
             regenerate = gr.Button("Regenerate", scale=1, elem_id="docmind-regenerate")
+        pending = gr.State("")
 
     async def respond(text: str, sid: str, style: str, history: list):
         """Stream the answer to ``text`` into the chat; the question box was already cleared."""
@@ -145,7 +156,6 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
     def take_question(text: str) -> tuple[str, str]:
         return "", text
 
-    pending = gr.State("")
     outputs = [chatbot, session_id, picker, send, stop]
     events = []
     for trigger in (question.submit, send.click):

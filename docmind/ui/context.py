@@ -5,13 +5,19 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from docmind.config import Settings
+from docmind.config import Settings, load_settings, save_settings
+from docmind.model.errors import ModelError
+from docmind.model.hardware import detect_hardware
+from docmind.model.loading import check_model_files
+from docmind.model.registry import resolve_model
 from docmind.storage import Database, open_database
 from docmind.ui.ingest_queue import IngestQueue
+from docmind.ui.model_download import ModelDownload
 
 log = logging.getLogger(__name__)
 
@@ -58,35 +64,31 @@ class ModelState:
             self._status = ModelStatus(phase, self._name(), detail)
 
     def use_settings(self, settings: Settings) -> None:
-        """Switch to other settings (a model folder the user picked, a finished download) and reload."""
+        """Switch to other settings (a model folder the user picked, a finished download)."""
         self._settings = settings
         self._set(ModelPhase.MISSING)
 
     def start_loading(self) -> None:
-        """Load the model in the background when it is on disk; do nothing while one load runs."""
-        try:  # TEMP until the model layer lands
-            from docmind.model import model_ready
-        except ImportError:
-            return
-
+        """Load the model in a background thread when it is on disk; do nothing while a load runs."""
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
-            if self._status.phase is ModelPhase.READY:
-                return
-        if not model_ready(self._settings):
-            self._set(ModelPhase.MISSING, "No model on disk yet: answers are search results.")
+        try:
+            check_model_files(resolve_model(self._settings))
+        except ModelError as error:
+            self._set(ModelPhase.MISSING, str(error))
             return
         self._set(ModelPhase.LOADING, "Loading the model…")
         self._thread = threading.Thread(target=self._load, name="docmind-model-load", daemon=True)
         self._thread.start()
 
     def _load(self) -> None:
-        from docmind.model import get_engine
+        from docmind.model.runtime import get_runtime, unload
 
         try:
-            engine = get_engine(self._settings)
-            self._set(ModelPhase.READY, getattr(engine, "device", ""))
+            unload()  # a model loaded under earlier settings
+            plan = get_runtime(self._settings).loaded.plan
+            self._set(ModelPhase.READY, f"{plan.device}, {plan.dtype}, quantization {plan.quantization}")
         except Exception as error:  # shown to the user in the status line, never as a trace
             log.exception("loading the model failed")
             self._set(ModelPhase.FAILED, str(error))
@@ -109,6 +111,34 @@ class AppContext:
     ingest: IngestQueue
     upload_dir: Path
     library_dir: Path
+    download: ModelDownload = field(init=False)
+    _listeners: list[Callable[[Settings], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.download = ModelDownload(self.settings, on_done=self.model_downloaded)
+
+    def on_settings_change(self, listener: Callable[[Settings], None]) -> None:
+        """Call ``listener`` with the new settings whenever the user picks another model."""
+        self._listeners.append(listener)
+
+    def switch_settings(self, settings: Settings) -> None:
+        """Use new settings (another model) everywhere and load that model in the background."""
+        self.settings = settings
+        for listener in self._listeners:
+            listener(settings)
+        self.model.use_settings(settings)
+        self.model.start_loading()
+
+    def model_downloaded(self, hub_id: str) -> None:
+        """After a download: remember the model in config.toml and load it (unless the environment pins another)."""
+        if hub_id != self.settings.model:
+            save_settings(model=hub_id)
+        settings = load_settings()
+        if str(settings.model_path or settings.model) != hub_id:
+            log.warning("downloaded %s, but DOCMIND_MODEL/DOCMIND_MODEL_PATH choose %s", hub_id,
+                        settings.model_path or settings.model)
+            return
+        self.switch_settings(settings)
 
     @classmethod
     def create(cls, settings: Settings, upload_dir: Path) -> AppContext:
@@ -128,8 +158,4 @@ class AppContext:
     @functools.cached_property
     def device(self) -> str:
         """The hardware the model runs on, as the user should read it."""
-        try:
-            from docmind.model.hardware import detect_hardware
-        except ImportError:
-            return "unknown"
         return detect_hardware().summary

@@ -79,6 +79,8 @@ def render(context: AppContext) -> gr.Tab:
             confirm_text = gr.Markdown()
             confirm = gr.Button("Yes, remove it", variant="stop")
             cancel = gr.Button("Cancel")
+        seen = gr.State("")
+        timer = gr.Timer(REFRESH_SECONDS)
 
     def view(jobs: list[FileJob]) -> tuple:
         return (
@@ -112,8 +114,6 @@ def render(context: AppContext) -> gr.Tab:
             return (gr.skip(), gr.skip(), gr.skip(), last)
         return (*view(jobs), signature)
 
-    seen = gr.State("")
-    timer = gr.Timer(REFRESH_SECONDS)
     timer.tick(refresh, seen, [*outputs, seen], api_visibility="private", show_progress="hidden")
     tab.select(lambda: view(context.ingest.jobs()), outputs=outputs, api_visibility="private")
 

@@ -21,7 +21,7 @@ def status_markdown(context: AppContext) -> str:
     model = context.model.status
     documents, chunks = context.db.read("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM documents")[0]
     model_text = f"{_MODEL_LABEL[model.phase]} `{model.name}`"
-    if model.phase is ModelPhase.FAILED:
+    if model.phase in (ModelPhase.FAILED, ModelPhase.READY):
         model_text += f" ({model.detail})"
     return (
         f"**Model:** {model_text} · **Device:** {context.device} · "
