@@ -453,6 +453,70 @@ def _add_model_commands(sub: Any) -> None:
             p.add_argument("--revision", default="main", help="hub branch, tag or commit (default main)")
 
 
+# --- ask ----------------------------------------------------------------------------------------------
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from docmind.agent.chat import ChatService, EmptyQuestionError, QuestionTooLongError
+    from docmind.agent.sessions import UnknownSessionError
+    from docmind.agent.turns import SessionBusyError
+
+    service = ChatService(_settings())
+    session_id = args.session
+    if session_id is None and not args.new_session:
+        recent = service.sessions.list()
+        session_id = recent[0].id if recent else None
+    try:
+        done = asyncio.run(_ask(service, session_id, " ".join(args.question), args.json))
+    except (EmptyQuestionError, QuestionTooLongError, UnknownSessionError, SessionBusyError) as error:
+        raise CommandError(str(error)) from error
+    if args.json:
+        emit(done.to_json(), True, str)
+        return 0
+    print(done.answer)
+    if done.citations:
+        print("\nSources:")
+        for p in done.citations:
+            print(f"  [{p.number}] {p.source}" + (f", page {p.page}" if p.page else ""))
+    print(f"\nsession {done.session_id} · {done.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+async def _ask(service: Any, session_id: str | None, question: str, quiet: bool) -> Any:
+    """Run one turn; show thinking and notices on stderr as they stream (unless ``--json``)."""
+    from docmind.agent.events import Done, Notice, ThinkingToken, ToolCalled
+
+    done = None
+    async for event in service.chat(session_id, question):
+        if isinstance(event, Done):
+            done = event
+        elif quiet:
+            continue
+        elif isinstance(event, Notice):
+            print(f"note: {event.text}", file=sys.stderr)
+        elif isinstance(event, ThinkingToken):
+            print(event.text, end="", file=sys.stderr, flush=True)
+        elif isinstance(event, ToolCalled):
+            print(f"\n[{event.tool} {json.dumps(event.arguments, ensure_ascii=False)}]", file=sys.stderr)
+    if not quiet:
+        print(file=sys.stderr)
+    return done
+
+
+def _add_ask_command(sub: Any) -> None:
+    ask = sub.add_parser("ask", help="ask a question about your documents",
+                         description="Ask a question about your documents. Continues the most recent session "
+                                     "unless --session or --new-session is given.")
+    ask.add_argument("question", nargs="+", help="the question")
+    which = ask.add_mutually_exclusive_group()
+    which.add_argument("--session", help="the session to continue (see `docmind sessions list`)")
+    which.add_argument("--new-session", action="store_true", help="start a new session")
+    ask.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    ask.set_defaults(handler=cmd_ask)
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 
@@ -476,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup = command("backup", cmd_backup, "copy the database while DocMind runs", json_flag=False)
     backup.add_argument("dest", help="file or folder to write the backup to")
     _add_sessions_commands(sub)
+    _add_ask_command(sub)
     _add_library_commands(sub)
     _add_model_commands(sub)
     return parser
