@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test bench system-deps clean package package-smoke
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,6 +23,14 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The desktop app: dist/DocMind (single file) and dist/DocMind-app (folder), built in a clean venv.
+package:
+	packaging/build.sh
+
+# Smoke test of the BUILT single file (not the source tree): version, doctor, ingest, ask, serve, second launch.
+package-smoke: $(VENV)/.installed
+	DOCMIND_BINARY=dist/DocMind $(PY) -m pytest -q -p no:cacheprovider tests/packaging/smoke_binary.py
 
 bench: $(VENV)/.installed
 	for b in tests/benchmarks/bench_*.py; do $(PY) $$b; done
