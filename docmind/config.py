@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     model: str = DEFAULT_MODEL
     model_path: Path | None = None
     quantization: str = "auto"  # auto | none | int8-weight | int8-dynamic | int4-weight (TorchAO)
+    max_new_tokens: int | None = None  # cap on tokens generated per model call (None: the model layer's default)
     embed_model_path: Path | None = None
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000

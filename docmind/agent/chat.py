@@ -93,14 +93,20 @@ class ModelHandle:
     context_window: int
 
 
-def load_model_handle(settings: Settings) -> ModelHandle:
-    """The shared engine as a ``ModelHandle``; raises ``ModelNotDownloadedError`` when no model is on disk."""
+def load_model_handle(settings: Settings, *, enable_thinking: bool = True) -> ModelHandle:
+    """The shared engine as a ``ModelHandle``; raises ``ModelNotDownloadedError`` when no model is on disk.
+
+    The LLM is this handle's own copy (same engine), so its options never change another caller's.
+    """
     from docmind.model.runtime import get_runtime
 
     runtime = get_runtime(settings)
     engine = runtime.engine
+    options: dict[str, Any] = {"enable_thinking": enable_thinking}
+    if settings.max_new_tokens:
+        options["max_new_tokens"] = settings.max_new_tokens
     return ModelHandle(
-        llm=runtime.llm,
+        llm=runtime.llm.model_copy(update=options),
         count_tokens=lambda text: len(engine.tokenize(text)) if text else 0,
         context_window=engine.context_window,
     )

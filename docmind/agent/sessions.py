@@ -10,8 +10,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from docmind.agent.turns import recover_interrupted
 from docmind.storage.db import Database
-from docmind.storage.sessions import ChatLog, MessageHit, SessionInfo, StoredMessage, new_session_id
+from docmind.storage.sessions import (
+    STATUS_STREAMING,
+    ChatLog,
+    MessageHit,
+    SessionInfo,
+    StoredMessage,
+    new_session_id,
+)
 
 EXPORT_FORMAT = "docmind-session"
 EXPORT_VERSION = 1
@@ -73,8 +81,12 @@ class Sessions:
         self.log.set_title_if_empty(session_id, title_from_question(question))
 
     def messages(self, session_id: str) -> list[StoredMessage]:
+        """A session's messages, oldest first; an answer cut off by a crash reads as ``interrupted``."""
         self.get(session_id)
-        return self.log.messages(session_id)
+        messages = self.log.messages(session_id)
+        if any(m.status == STATUS_STREAMING for m in messages) and recover_interrupted(self.log, [session_id]):
+            messages = self.log.messages(session_id)
+        return messages
 
     def search(self, query: str, limit: int = 50) -> list[MessageHit]:
         """Full-text search across every session's questions and answers (not the thinking)."""
@@ -92,14 +104,14 @@ class Sessions:
             "title": info.title,
             "created_at": info.created_at,
             "updated_at": info.updated_at,
-            "messages": [_export_message(m) for m in self.log.messages(session_id)],
+            "messages": [_export_message(m) for m in self.messages(session_id)],
         }
 
     def export_markdown(self, session_id: str) -> str:
         """The session as a Markdown transcript; thinking in collapsed blocks, sources after each answer."""
         info = self.get(session_id)
         lines = [f"# {info.title or 'Untitled chat'}", "", f"_Session `{info.id}`, started {info.created_at}_", ""]
-        for m in self.log.messages(session_id):
+        for m in self.messages(session_id):
             who = {"user": "You", "assistant": "DocMind"}.get(m.role, m.role.capitalize())
             note = " _(interrupted)_" if m.status == "interrupted" else ""
             lines += [f"## {who}{note}", ""]
