@@ -7,6 +7,8 @@ for the agent.
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,12 +19,20 @@ from llama_index.core.vector_stores.types import VectorStoreQuery
 from docmind.cache.embeddings import default_embed_model_path, embed_model_identity, load_embed_model
 from docmind.config import Settings, load_settings
 from docmind.storage import Database, open_database
-from docmind.storage.vectors import SQLiteVectorStore
+from docmind.storage.vectors import SQLiteVectorStore, fts_query
 
 log = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very first ranks
 SearchMode = Literal["hybrid", "vector", "keyword"]
+STOP_WORDS = frozenset(
+    """a about above after again all also am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her
+    here hers him his how i if in into is it its itself just me more most my no nor not now of off on once only
+    or other our ours out over own same she should so some such than that the their theirs them then there
+    these they this those through to too under until up very was we were what when where which while who whom
+    why will with would you your yours""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -55,24 +65,33 @@ def _citation(node: Any, score: float) -> Citation:
     )
 
 
-def reciprocal_rank_fusion(rankings: list[list[Citation]], k: int = RRF_K) -> list[Citation]:
-    """Fuse ranked lists: each passage scores the sum of 1/(k + rank) over the lists it appears in.
+def reciprocal_rank_fusion(
+    rankings: list[list[Citation]], weights: list[list[float]] | None = None, k: int = RRF_K
+) -> list[Citation]:
+    """Fuse ranked lists: each passage scores the sum of weight/(k + rank) over the lists it appears in.
 
-    Passages are deduplicated by chunk, and by identical text within one file.
+    ``weights`` gives one weight per passage of each ranking (1.0 when omitted). Passages are
+    deduplicated by chunk, and by identical text within one file.
     """
     scores: dict[tuple[str, str], float] = {}
     first: dict[tuple[str, str], Citation] = {}
-    for ranking in rankings:
+    for index, ranking in enumerate(rankings):
         seen: set[tuple[str, str]] = set()
         for rank, citation in enumerate(ranking, start=1):
             key = (citation.source, citation.text)
             if key in seen:
                 continue
             seen.add(key)
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            weight = weights[index][rank - 1] if weights is not None else 1.0
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
             first.setdefault(key, citation)
     ordered = sorted(scores, key=lambda key: scores[key], reverse=True)
     return [_with_score(first[key], scores[key]) for key in ordered]
+
+
+def query_terms(text: str) -> set[str]:
+    """The words of ``text`` that carry meaning: lower-cased, English stop words removed."""
+    return {word for word in re.findall(r"\w+", text.casefold()) if word not in STOP_WORDS}
 
 
 def _with_score(citation: Citation, score: float) -> Citation:
@@ -95,19 +114,45 @@ class Searcher:
         if not query.strip() or k <= 0 or not self.db.read("SELECT 1 FROM chunks LIMIT 1"):
             return []
         pool = max(4 * k, 20)
-        rankings = []
+        rankings: list[list[Citation]] = []
+        weights: list[list[float]] = []
         if mode in ("hybrid", "keyword"):
-            rankings.append(self._keyword(query, pool))
+            terms = query_terms(query)
+            keyword = self._keyword(" ".join(sorted(terms)) or query, pool)
+            rankings.append(keyword)
+            weights.append(self._keyword_weights(terms, keyword) if mode == "hybrid" else [1.0] * len(keyword))
         if mode in ("hybrid", "vector"):
             if self._embeddings_match():
                 rankings.append(self._vector(query, pool))
+                weights.append([1.0] * len(rankings[-1]))
             elif mode == "vector":
                 return []
-        return reciprocal_rank_fusion(rankings)[:k]
+        return reciprocal_rank_fusion(rankings, weights)[:k]
 
     def _keyword(self, query: str, top_k: int) -> list[Citation]:
         result = self.store.text_search(query, top_k)
         return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
+
+    def _keyword_weights(self, terms: set[str], hits: list[Citation]) -> list[float]:
+        """How strongly each BM25 hit counts in the fusion: the square of the share of query terms it holds.
+
+        BM25 ranks any passage sharing one common word with the query; such a hit should not outvote
+        the vector ranking, while a passage holding every term (a part number, a name) should. Terms
+        are matched by FTS5 itself, so stemming agrees with the BM25 ranking.
+        """
+        if not terms or not hits:
+            return [1.0] * len(hits)
+        ids = [hit.chunk_id for hit in hits]
+        marks = ",".join("?" * len(ids))
+        matched: Counter[str] = Counter()
+        for term in terms:
+            rows = self.db.read(
+                f"""SELECT c.node_id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+                    WHERE chunks_fts MATCH ? AND c.node_id IN ({marks})""",
+                (fts_query(term), *ids),
+            )
+            matched.update(row[0] for row in rows)
+        return [(matched[chunk_id] / len(terms)) ** 2 for chunk_id in ids]
 
     def _vector(self, query: str, top_k: int) -> list[Citation]:
         embedding = load_embed_model(self.model_path).get_query_embedding(query)

@@ -133,7 +133,21 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial]
+def m002_chunks_fts_porter(conn: sqlite3.Connection) -> None:
+    """Stem chunk words (porter) and fold diacritics, so BM25 matches "descale" to "descaling"."""
+    _run_script(
+        conn,
+        """
+        DROP TABLE chunks_fts;
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial, m002_chunks_fts_porter]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

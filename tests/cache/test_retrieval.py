@@ -1,0 +1,116 @@
+"""Hybrid retrieval on real embeddings: BM25 finds what vectors miss, vectors find what BM25 misses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llama_index.core.schema import QueryBundle
+
+from docmind.cache import Citation, HybridRetriever, Ingestor, Searcher, reciprocal_rank_fusion
+from docmind.cache.retrieval import query_terms
+from docmind.config import Settings, load_settings
+from tests.cache.files import make_pdf
+
+SIMILAR_PARTS = ["QX-7713-B", "QX-7371-B", "QX-1773-B", "QX-3177-B", "QX-7137-B", "QX-7317-B", "QX-1377-B"]
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, embed_model) -> tuple[Settings, Path]:
+    """One small library shared by this module's read-only tests."""
+    root = tmp_path_factory.mktemp("library")
+    settings = load_settings(data_dir=root / "data")
+    folder = root / "docs"
+    folder.mkdir()
+    (folder / "maintenance.txt").write_text(
+        "The maintenance log for the north warehouse lists routine checks of the loading dock doors, lighting "
+        "and the sprinkler system. Replacement gasket QX-7731-B was fitted to the rear pump during the spring "
+        "inspection, and the technician noted no leaks afterwards."
+    )
+    for i, part in enumerate(SIMILAR_PARTS):
+        (folder / f"part{i}.txt").write_text(f"Part number {part}: replacement gasket specification sheet for part {part}.")
+    (folder / "puppies.txt").write_text(
+        "Puppies gnaw on sofas and table legs when they are bored or teething. Offer sturdy rubber toys, "
+        "reward calm behaviour, and keep shoes out of reach."
+    )
+    (folder / "password.txt").write_text("How do I change my password? Open the settings page from the account menu.")
+    (folder / "customs.txt").write_text("My garden furniture was stopped at customs; how do I pay the import fee?")
+    (folder / "engine.txt").write_text("Stop the engine before you open the bonnet, and do not touch the radiator cap.")
+    make_pdf(folder / "manual.pdf", [
+        "Unpacking: remove the espresso machine from its box and keep the foam inserts.",
+        "Filling the water tank: use cold filtered water up to the MAX line.",
+        "Descaling: every three months run the descaling solution through the steam wand and group head.",
+    ])
+    report = Ingestor(settings).ingest([folder])
+    assert report.files_failed == [] and report.files_new == 13
+    return settings, folder
+
+
+@pytest.fixture
+def settings(library: tuple[Settings, Path]) -> Settings:
+    return library[0]
+
+
+@pytest.fixture
+def corpus(library: tuple[Settings, Path]) -> Path:
+    return library[1]
+
+
+def names(citations: list[Citation]) -> list[str]:
+    return [Path(c.source).stem for c in citations]
+
+
+def test_made_up_part_number_is_found_by_bm25_where_vectors_miss(settings: Settings, corpus: Path) -> None:
+    searcher = Searcher(settings)
+    assert "maintenance" not in names(searcher.search("QX-7731-B", 5, mode="vector"))
+    assert names(searcher.search("QX-7731-B", 5, mode="keyword"))[0] == "maintenance"
+    assert names(searcher.search("QX-7731-B", 5))[0] == "maintenance"
+
+
+def test_paraphrase_is_found_by_vectors_where_bm25_misses(settings: Settings, corpus: Path) -> None:
+    searcher = Searcher(settings)
+    question = "How do I stop my pet from chewing furniture?"
+    assert "puppies" not in names(searcher.search(question, 10, mode="keyword"))
+    assert names(searcher.search(question, 5, mode="vector"))[0] == "puppies"
+    assert "puppies" in names(searcher.search(question, 3))
+
+
+def test_citations_point_at_the_right_pdf_page(settings: Settings, corpus: Path) -> None:
+    [best] = Searcher(settings).search("how often should I descale the coffee machine", 1)
+    assert (Path(best.source).name, best.page) == ("manual.pdf", 3)
+    assert best.source == str(corpus / "manual.pdf") and "descaling solution" in best.text
+    assert best.score > 0 and best.char_start == 0 and best.char_end == len(best.text)
+    assert best.to_json(1) == {"rank": 1, "score": round(best.score, 6), "source": best.source, "page": 3,
+                               "text": best.text}
+
+
+def test_hybrid_results_are_deduplicated_and_ranked(settings: Settings, corpus: Path) -> None:
+    results = Searcher(settings).search("replacement gasket specification", 10)
+    assert len({(c.source, c.text) for c in results}) == len(results) == 10
+    assert [c.score for c in results] == sorted((c.score for c in results), reverse=True)
+
+
+def test_retriever_returns_nodes_with_citation_metadata(settings: Settings, corpus: Path) -> None:
+    retriever = HybridRetriever(Searcher(settings), top_k=2)
+    nodes = retriever.retrieve(QueryBundle("descaling the steam wand"))
+    assert len(nodes) == 2
+    assert nodes[0].node.metadata["source"] == str(corpus / "manual.pdf") and nodes[0].node.metadata["page"] == 3
+    assert nodes[0].score >= nodes[1].score > 0
+
+
+def test_empty_library_and_empty_query_return_nothing(settings: Settings, tmp_path: Path) -> None:
+    assert Searcher(load_settings(data_dir=tmp_path / "empty")).search("anything", 5) == []
+    assert Searcher(settings).search("   ", 5) == []
+
+
+def test_reciprocal_rank_fusion_rewards_agreement() -> None:
+    a, b, c = (Citation(f"/{n}", None, n, 0.0) for n in "abc")
+    fused = reciprocal_rank_fusion([[a, b, c], [b, c, a]])
+    assert [x.text for x in fused] == ["b", "a", "c"] or [x.text for x in fused] == ["b", "c", "a"]
+    assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
+    weighted = reciprocal_rank_fusion([[a, b], [c]], weights=[[0.0, 0.0], [1.0]])
+    assert [x.text for x in weighted][0] == "c"
+
+
+def test_query_terms_drop_stop_words() -> None:
+    assert query_terms("How do I replace the QX-7731-B gasket?") == {"replace", "qx", "7731", "b", "gasket"}
