@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from docmind.storage import Database, DatabaseTooNewError, NotADatabaseError
-from docmind.storage.migrations import SCHEMA_VERSION
+from docmind.storage.migrations import MIGRATIONS, SCHEMA_VERSION
 
 
 def test_connection_policy(db_path):
@@ -23,7 +23,7 @@ def test_migrations_apply_once(db_path):
     Database(db_path).close()
     db = Database(db_path)
     rows = db.read("SELECT version, name FROM _migrations")
-    assert [tuple(r) for r in rows] == [(1, "m001_initial")]
+    assert [tuple(r) for r in rows] == [(n, step.__name__) for n, step in enumerate(MIGRATIONS, start=1)]
     assert db.read("PRAGMA user_version")[0][0] == SCHEMA_VERSION
 
 
