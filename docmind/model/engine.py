@@ -262,6 +262,8 @@ class GenerationEngine:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self.peak_batch = 0
+        """The most requests decoded in one step so far."""
 
     # --- public API --------------------------------------------------------------------------------
 
@@ -334,6 +336,7 @@ class GenerationEngine:
                 while self._pending and len(self._rows) < self.max_batch:
                     self._admit(self._pending.popleft())
                 if self._rows:
+                    self.peak_batch = max(self.peak_batch, len(self._rows))
                     self._decode_step()
         error = EngineStoppedError("The generation engine was shut down before this request finished.")
         for row in self._rows:

@@ -145,9 +145,10 @@ def check_memory(spec: ModelSpec | None, plan: LoadPlan, hardware: Hardware, wei
         return
     kind = "GPU memory" if plan.device == "cuda" else "free RAM"
     name = spec.hub_id if spec else "this model"
-    smaller = [m for m in MODELS if memory_needed(m, plan) <= have and (spec is None or m.params_b < spec.params_b)]
-    hint = (f"Choose a smaller model: set DOCMIND_MODEL={smaller[0].hub_id} ({smaller[0].label}) "
-            "and run `docmind model download`." if smaller
+    smaller = [m for m in MODELS if (spec is None or m.params_b < spec.params_b)
+               and memory_needed(m, plan_for(m, hardware)) <= have]
+    hint = (f"Choose a smaller model: set DOCMIND_MODEL={smaller[0].hub_id} ({smaller[0].label}, "
+            f"{plan_for(smaller[0], hardware).quantization} weights) and run `docmind model download`." if smaller
             else "No listed model fits; close other programs or use a machine with more memory.")
     raise InsufficientMemoryError(f"{name} needs about {need / GB:.1f} GB of {kind}, this machine has "
                                   f"{have / GB:.1f} GB. {hint}")

@@ -1,0 +1,157 @@
+"""The batched engine on the tiny real Qwen3: batching is exact, requests are independent, faults stay local."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from docmind.model.engine import GenerationEngine, GenerationRequest
+from docmind.model.errors import PromptTooLongError
+
+
+def _greedy(prompt: str | list[int], n: int = 24, **kw) -> GenerationRequest:
+    return GenerationRequest(prompt, max_new_tokens=n, temperature=0.0, stop_token_ids=(-1,), **kw)
+
+
+@pytest.fixture(scope="module")
+def singles(engine: GenerationEngine, chat_prompts: list[str]):
+    """Each prompt generated alone (batch of one)."""
+    return [engine.generate(_greedy(p)) for p in chat_prompts]
+
+
+def test_single_request_matches_transformers_generate(loaded_tiny, chat_prompts, singles) -> None:
+    import torch
+
+    tok, model = loaded_tiny.tokenizer, loaded_tiny.model
+    ids = tok(chat_prompts[0], return_tensors="pt", add_special_tokens=False).input_ids
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=24, do_sample=False, eos_token_id=None, min_new_tokens=24)
+    assert list(singles[0].token_ids) == out[0, ids.shape[1]:].tolist()
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_tokens(loaded_tiny, chat_prompts, singles) -> None:
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefix_cache_bytes=0)
+    try:
+        handles = [engine.submit(_greedy(p)) for p in chat_prompts]
+        streamed = [[] for _ in handles]
+        threads = [threading.Thread(target=lambda h=h, out=out: out.extend(h)) for h, out in zip(handles, streamed)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        results = [h.wait(60) for h in handles]
+    finally:
+        engine.shutdown()
+    assert engine.peak_batch >= 4, "concurrent requests share decoding steps"
+    for result, single, deltas in zip(results, singles, streamed):
+        assert result.token_ids == single.token_ids
+        assert "".join(deltas) == result.text
+        assert result.prompt_tokens > 0 and result.completion_tokens == 24 and result.finish_reason == "length"
+    assert len({r.token_ids for r in results}) == len(results), "different prompts, different outputs"
+
+
+def test_identical_prompts_in_a_batch_match_the_single_run(loaded_tiny, chat_prompts, singles) -> None:
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefix_cache_bytes=0)
+    try:
+        handles = [engine.submit(_greedy(chat_prompts[1])) for _ in range(5)]
+        results = [h.wait(60) for h in handles]
+    finally:
+        engine.shutdown()
+    assert all(r.token_ids == singles[1].token_ids for r in results)
+
+
+def test_cancel_mid_stream_frees_the_slot(engine: GenerationEngine, chat_prompts, singles) -> None:
+    long = engine.submit(GenerationRequest(chat_prompts[2], max_new_tokens=3000, stop_token_ids=(-1,)))
+    other = engine.submit(_greedy(chat_prompts[0]))
+    stream = iter(long)
+    for _ in range(3):
+        next(stream)
+    long.cancel()
+    result = long.wait(30)
+    assert result.finish_reason == "cancelled" and result.completion_tokens < 3000
+    assert other.wait(30).token_ids == singles[0].token_ids
+    deadline = time.time() + 5
+    while engine.active_requests and time.time() < deadline:
+        time.sleep(0.01)
+    assert engine.active_requests == 0
+
+
+def test_over_long_prompt_fails_alone(engine: GenerationEngine, chat_prompts, singles) -> None:
+    running = engine.submit(_greedy(chat_prompts[3]))
+    with pytest.raises(PromptTooLongError, match="context holds"):
+        engine.submit(_greedy([5] * (engine.context_window + 10)))
+    assert running.wait(30).token_ids == singles[3].token_ids
+
+
+def test_max_new_tokens_stop_tokens_and_stop_strings(engine: GenerationEngine, chat_prompts, singles) -> None:
+    reference = singles[4]
+    short = engine.generate(_greedy(chat_prompts[4], n=5))
+    assert short.token_ids == reference.token_ids[:5] and short.finish_reason == "length"
+
+    stop_token = reference.token_ids[6]
+    first = reference.token_ids.index(stop_token)
+    stopped = engine.generate(GenerationRequest(chat_prompts[4], max_new_tokens=24, stop_token_ids=(stop_token,)))
+    assert stopped.finish_reason == "stop" and stopped.token_ids == reference.token_ids[: first + 1]
+
+    stop_text = reference.text[8:11]
+    cut = engine.generate(_greedy(chat_prompts[4], stop=(stop_text,)))
+    assert cut.finish_reason == "stop" and cut.text == reference.text[: reference.text.index(stop_text)]
+
+
+def test_sampling_is_per_request_and_seeded(engine: GenerationEngine, chat_prompts, singles) -> None:
+    sampled = [engine.submit(GenerationRequest(chat_prompts[0], max_new_tokens=24, temperature=1.5, top_p=0.95,
+                                               seed=seed, stop_token_ids=(-1,))) for seed in (1, 1, 2)]
+    greedy = engine.submit(_greedy(chat_prompts[0]))
+    a, b, c = (h.wait(30) for h in sampled)
+    assert a.token_ids == b.token_ids != c.token_ids
+    assert a.token_ids != singles[0].token_ids
+    assert greedy.wait(30).token_ids == singles[0].token_ids
+
+
+def test_next_turn_reuses_the_previous_kv(loaded_tiny, engine: GenerationEngine, chat_prompts) -> None:
+    first = engine.generate(_greedy(chat_prompts[1]))
+    follow_up = engine.tokenize(chat_prompts[1]) + list(first.token_ids) + engine.tokenize(
+        "<|im_end|>\n<|im_start|>user\nAnd page 4?<|im_end|>\n<|im_start|>assistant\n")
+    reused = engine.generate(_greedy(follow_up))
+    assert reused.cached_prompt_tokens >= len(engine.tokenize(chat_prompts[1]))
+    fresh_engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefix_cache_bytes=0)
+    try:
+        fresh = fresh_engine.generate(_greedy(follow_up))
+    finally:
+        fresh_engine.shutdown()
+    assert fresh.cached_prompt_tokens == 0
+    assert reused.token_ids == fresh.token_ids
+
+
+async def test_async_streams_never_block_the_event_loop(engine: GenerationEngine, chat_prompts, singles) -> None:
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async def consume(prompt: str) -> str:
+        return "".join([delta async for delta in engine.stream(_greedy(prompt, n=48))])
+
+    tick = asyncio.create_task(ticker())
+    texts = await asyncio.gather(*(consume(p) for p in chat_prompts))
+    stop.set()
+    await tick
+    assert all(texts)
+    assert max(gaps) < 0.25, f"event loop stalled {max(gaps):.3f} s"
+
+
+async def test_closing_an_async_stream_cancels_the_request(engine: GenerationEngine, chat_prompts) -> None:
+    handle = engine.submit(GenerationRequest(chat_prompts[0], max_new_tokens=3000, stop_token_ids=(-1,)))
+    async for _ in handle:
+        break
+    result = await asyncio.to_thread(handle.wait, 30)
+    assert result.finish_reason == "cancelled"

@@ -1,0 +1,74 @@
+"""EngineLLM: the LlamaIndex LLM over the shared engine (chat template, streaming, async batching)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from llama_index.core.llms import ChatMessage
+
+from docmind.model.engine import GenerationEngine
+from docmind.model.llm import EngineLLM, chat_prompt
+
+
+@pytest.fixture
+def llm(loaded_tiny):
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer)
+    yield EngineLLM(engine, model_name="tiny", temperature=0.0, max_new_tokens=16)
+    engine.shutdown()
+
+
+MESSAGES = [ChatMessage(role="system", content="You answer from documents."),
+            ChatMessage(role="user", content="What is on page 3?")]
+
+
+def test_chat_applies_the_template_and_reports_tokens(llm: EngineLLM, loaded_tiny) -> None:
+    prompt = chat_prompt(loaded_tiny.tokenizer, MESSAGES, enable_thinking=False)
+    assert prompt.startswith("<|im_start|>system\nYou answer") and prompt.endswith("<think>\n\n</think>\n\n")
+    response = llm.chat(MESSAGES, enable_thinking=False)
+    direct = llm.complete(prompt, formatted=True)
+    assert response.message.content == direct.text
+    assert response.raw["prompt_tokens"] == len(llm.engine.tokenize(prompt))
+    assert response.raw["completion_tokens"] == 16 or response.raw["finish_reason"] == "stop"
+
+
+def test_stream_chat_deltas_add_up(llm: EngineLLM) -> None:
+    chunks = list(llm.stream_chat(MESSAGES))
+    assert "".join(c.delta for c in chunks) == chunks[-1].message.content == llm.chat(MESSAGES).message.content
+
+
+def test_thinking_prompt_gets_a_balanced_open_tag(llm: EngineLLM) -> None:
+    prompt = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    assert llm.complete(prompt, formatted=True).text.startswith("<think>\n")
+    assert "".join(c.delta for c in llm.stream_complete(prompt, formatted=True)).startswith("<think>\n")
+
+
+async def test_concurrent_async_chats_are_batched(llm: EngineLLM) -> None:
+    questions = [f"Question number {i} about the report?" for i in range(5)]
+
+    async def one(q: str) -> str:
+        stream = await llm.astream_chat([ChatMessage(role="user", content=q)])
+        text = ""
+        async for chunk in stream:
+            text += chunk.delta
+        return text
+
+    streamed = await asyncio.gather(*(one(q) for q in questions))
+    assert llm.engine.peak_batch >= 3
+    whole = await asyncio.gather(*(llm.achat([ChatMessage(role="user", content=q)]) for q in questions))
+    assert streamed == [r.message.content for r in whole]
+    assert (await llm.acomplete("hello")).text
+
+
+async def test_react_agent_runs_on_the_engine(llm: EngineLLM) -> None:
+    from llama_index.core.agent.workflow import ReActAgent
+    from llama_index.core.workflow.errors import WorkflowRuntimeError
+
+    agent = ReActAgent(tools=[], llm=llm)
+    handler = agent.run("What is on page 3?", max_iterations=2)
+    try:
+        result = await handler
+        assert isinstance(str(result), str)
+    except WorkflowRuntimeError:
+        pass  # a random model's output may not parse; the call path is what is exercised
+    assert llm.engine.peak_batch >= 1
