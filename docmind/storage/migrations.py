@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docmind.storage.errors import DatabaseTooNewError
@@ -158,6 +160,17 @@ def _applied(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COALESCE(MAX(version), 0) FROM _migrations").fetchone()[0]
 
 
+def backup_before_upgrade(db: Database, current: int) -> Path:
+    """Copy a database from an older DocMind aside before migrating it, so no upgrade can lose chats."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = db.path.parent / "backups"
+    folder.mkdir(exist_ok=True)
+    dest = db.backup(folder / f"docmind-v{current}-{stamp}.db")
+    log.info("upgrading %s from schema %d to %d; a copy of the old database is in %s",
+                db.path, current, SCHEMA_VERSION, dest)
+    return dest
+
+
 def migrate(db: Database) -> int:
     """Bring ``db`` up to ``SCHEMA_VERSION``; refuse a database from a newer DocMind. Returns the version."""
     conn = db.connection()
@@ -169,6 +182,8 @@ def migrate(db: Database) -> int:
         )
     if current == SCHEMA_VERSION:
         return current
+    if current > 0:
+        backup_before_upgrade(db, current)
 
     def apply(conn: sqlite3.Connection) -> int:
         done = _applied(conn)
