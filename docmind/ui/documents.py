@@ -61,7 +61,12 @@ def render(context: AppContext) -> gr.Tab:
             folder = gr.UploadButton("Add a whole folder…", file_count="directory", scale=1)
         summary = gr.Markdown(elem_id="docmind-ingest-summary")
         jobs_table = gr.Dataframe(
-            headers=JOB_COLUMNS, interactive=False, wrap=True, visible=False, elem_id="docmind-ingest-jobs"
+            value=lambda: _job_rows(context.ingest.jobs()),
+            headers=JOB_COLUMNS,
+            label="Files being added",
+            interactive=False,
+            wrap=True,
+            elem_id="docmind-ingest-jobs",
         )
         gr.Markdown("### Your library")
         library = gr.Dataframe(
@@ -83,11 +88,7 @@ def render(context: AppContext) -> gr.Tab:
         timer = gr.Timer(REFRESH_SECONDS)
 
     def view(jobs: list[FileJob]) -> tuple:
-        return (
-            gr.update(value=_job_rows(jobs), visible=bool(jobs)),
-            library_rows(),
-            _summary(jobs),
-        )
+        return _job_rows(jobs), library_rows(), _summary(jobs)
 
     def upload(paths: list[str] | None):
         """Add files to the library; streams each file's status until all of them are done."""

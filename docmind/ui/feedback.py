@@ -18,16 +18,26 @@ UNEXPECTED = "Something went wrong: {error}. Nothing was lost; try again, and se
 
 def user_message(error: BaseException) -> str:
     """The message to show for ``error``: its own text when it is written for users, else a generic line."""
-    from docmind.agent import InvalidExportError, UnknownSessionError
-    from docmind.model.errors import ModelError
-    from docmind.storage import StorageError
-
-    if isinstance(error, (UnknownSessionError, InvalidExportError, ModelError, StorageError)):
+    if isinstance(error, _written_for_users()):
         return str(error)
     if isinstance(error, OSError) and error.strerror:
         return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
     log.error("unexpected error in the app", exc_info=error)
     return UNEXPECTED.format(error=type(error).__name__)
+
+
+@functools.cache
+def _written_for_users() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message already tells the user what happened and what to do."""
+    from docmind.agent.chat import EmptyQuestionError, QuestionTooLongError
+    from docmind.agent.sessions import InvalidExportError, UnknownSessionError
+    from docmind.agent.turns import SessionBusyError
+    from docmind.cache import DocumentNotFoundError, EmbeddingModelError, UnreadableFileError
+    from docmind.model.errors import ModelError
+    from docmind.storage import StorageError
+
+    return (EmptyQuestionError, QuestionTooLongError, InvalidExportError, UnknownSessionError, SessionBusyError,
+            DocumentNotFoundError, EmbeddingModelError, UnreadableFileError, ModelError, StorageError)
 
 
 def shows_errors(fn: F) -> F:
