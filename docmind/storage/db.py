@@ -112,10 +112,12 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may already have rolled back (e.g. on SQLITE_FULL); a failed COMMIT leaves it open.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
     async def aread(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
