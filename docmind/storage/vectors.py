@@ -75,6 +75,7 @@ class _Matrix:
 
     version: int
     inode: int
+    max_id: int  # the highest chunk id when loaded, with or without an embedding
     ids: np.ndarray  # chunk row ids, ascending, aligned with ``vectors``
     vectors: np.ndarray  # (n, dim) float32, C-contiguous
 
@@ -203,9 +204,8 @@ class SQLiteVectorStore(BasePydanticVectorStore):
             cached = _matrices.get(self._db.path)
             if cached is not None and cached.version == version and cached.inode == inode:
                 return cached
-            matrix = _snapshot(self._db, lambda conn: _load_matrix(conn, inode))
+            matrix = _snapshot(self._db, lambda conn: _load_matrix(conn, inode, cached))
             _matrices[self._db.path] = matrix
-            log.debug("loaded %d embeddings from %s (version %d)", len(matrix.ids), self._db.path, matrix.version)
             return matrix
 
     # ----- async -----
@@ -368,30 +368,63 @@ def _snapshot(db: Database, fn: Any) -> Any:
         raise translate(error, db.path) from error
 
 
-def _load_matrix(conn: sqlite3.Connection, inode: int) -> _Matrix:
+def _load_matrix(conn: sqlite3.Connection, inode: int, previous: _Matrix | None) -> _Matrix:
+    """The database's matrix: ``previous`` extended when the only changes since are new chunks, else reloaded.
+
+    Every insert, update and delete bumps the counter by one, and new rows get ids above every
+    existing one, so "rows above the old max id == counter increase" means nothing else changed.
+    """
     version = conn.execute("SELECT value FROM counters WHERE name = 'chunks'").fetchone()[0]
-    count, dim_bytes = conn.execute(
-        "SELECT COUNT(*), MAX(length(embedding)) FROM chunks WHERE embedding IS NOT NULL"
-    ).fetchone()
-    dim = (dim_bytes or 0) // 4
+    if previous is not None and previous.inode == inode and version > previous.version:
+        changes = version - previous.version
+        rows = conn.execute(
+            "SELECT id, embedding FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (previous.max_id, changes + 1)
+        ).fetchall()
+        if len(rows) == changes:
+            dim = previous.vectors.shape[1] if len(previous.ids) else _dim(rows)
+            ids, vectors = _normalize_into(rows, dim, None)
+            if len(previous.ids):
+                ids, vectors = np.concatenate([previous.ids, ids]), np.concatenate([previous.vectors, vectors])
+            log.debug("appended %d new chunks to the cached embeddings", changes)
+            return _Matrix(version=version, inode=inode, max_id=int(rows[-1][0]), ids=ids, vectors=vectors)
+    count, max_id = conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM chunks").fetchone()
+    first = conn.execute("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL LIMIT 1").fetchall()
+    dim = _dim(first)
     ids = np.empty(count, dtype=np.int64)
     vectors = np.empty((count, dim), dtype=np.float32)
+    filled = 0
     cursor = conn.execute("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL ORDER BY id")
-    row = 0
     while batch := cursor.fetchmany(_FETCH_ROWS):
-        for chunk_id, blob in batch:
-            if len(blob) != dim * 4:
-                raise EmbeddingDimensionError(
-                    f"Chunk {chunk_id} has a {len(blob) // 4}-d embedding but others are {dim}-d: the documents were "
-                    "embedded with different models. Remove and re-ingest them with one embedding model."
-                )
-            ids[row] = chunk_id
-            vectors[row] = np.frombuffer(blob, dtype=np.float32)
-            row += 1
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        done = len(_normalize_into(batch, dim, (ids[filled:], vectors[filled:]))[0])
+        filled += done
+    log.debug("loaded all %d embeddings", filled)
+    return _Matrix(version=version, inode=inode, max_id=max_id, ids=ids[:filled], vectors=vectors[:filled])
+
+
+def _dim(rows: list) -> int:
+    return next((len(blob) // 4 for _, blob in rows if blob is not None), 0)
+
+
+def _normalize_into(
+    rows: list, dim: int, out: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and L2-normalized vectors of the ``(id, embedding)`` rows that have one, written to the start of ``out``."""
+    rows = [row for row in rows if row[1] is not None]
+    for chunk_id, blob in rows:
+        if len(blob) != dim * 4:
+            raise EmbeddingDimensionError(
+                f"Chunk {chunk_id} has a {len(blob) // 4}-d embedding but others are {dim}-d: the documents were "
+                "embedded with different models. Remove and re-ingest them with one embedding model."
+            )
+    n = len(rows)
+    ids, vectors = out or (np.empty(n, dtype=np.int64), np.empty((n, dim), dtype=np.float32))
+    ids, vectors = ids[:n], vectors[:n]
+    ids[:] = np.fromiter((row[0] for row in rows), dtype=np.int64, count=n)
+    raw = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(n, dim)
+    norms = np.linalg.norm(raw, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    vectors /= norms
-    return _Matrix(version=version, inode=inode, ids=ids, vectors=vectors)
+    np.divide(raw, norms, out=vectors)
+    return ids, vectors
 
 
 def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:

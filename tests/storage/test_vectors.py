@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -147,6 +148,43 @@ def test_matrix_is_cached_until_a_chunk_changes(store, db_path):
     store.delete("doc1")
     store.query(_query(np.ones(DIM)))
     assert vectors_module._matrices[db_path.resolve()] is not cached
+
+
+def test_appends_extend_the_cached_matrix_and_other_changes_reload_it(db_path, caplog):
+    """Random adds, upserts and deletes between queries; every answer matches brute force over the table."""
+    rng = np.random.default_rng(3)
+    store = SQLiteVectorStore(db_path)
+    truth: dict[str, np.ndarray] = {}
+    caplog.set_level(logging.DEBUG, logger=vectors_module.__name__)
+    paths = set()
+    for step in range(40):
+        action = rng.choice(["add", "add", "upsert", "delete", "null"]) if truth else "add"
+        if action == "add":
+            batch = {f"s{step}-{i}": rng.standard_normal(DIM).astype(np.float32) for i in range(int(rng.integers(1, 5)))}
+            store.add([TextNode(id_=k, text=k, embedding=v.tolist()) for k, v in batch.items()])
+            truth.update(batch)
+        elif action == "upsert":
+            victim = str(rng.choice(sorted(truth)))
+            truth[victim] = rng.standard_normal(DIM).astype(np.float32)
+            store.add([TextNode(id_=victim, text=victim, embedding=truth[victim].tolist())])
+        elif action == "delete":
+            victim = str(rng.choice(sorted(truth)))
+            store.delete_nodes(node_ids=[victim])
+            del truth[victim]
+        else:
+            store.add([TextNode(id_=f"text-only-{step}", text="no embedding")])
+        caplog.clear()
+        q = rng.standard_normal(DIM)
+        result = store.query(_query(q, k=3))
+        [message] = [r.getMessage() for r in caplog.records]
+        path = message.split()[0]
+        assert path == ("loaded" if step == 0 or action in ("upsert", "delete") else "appended"), (step, action)
+        paths.add(path)
+        keys = sorted(truth)
+        unit = np.stack([truth[k] / np.linalg.norm(truth[k]) for k in keys])
+        expected = [keys[i] for i in np.argsort(-(unit @ (q / np.linalg.norm(q))))[:3]]
+        assert result.ids == expected, (step, action)
+    assert paths == {"loaded", "appended"}
 
 
 def test_another_process_write_is_seen(store, db_path):
