@@ -14,6 +14,7 @@ from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
+from docmind.storage.chat import SQLiteChatStore
 from docmind.storage.sessions import STATUS_COMPLETE
 
 SESSION_TOKEN_LIMIT = 65536
@@ -61,24 +62,43 @@ class SessionMemory(ChatMemoryBuffer):
         return len(self.tokenizer_fn(text))
 
     def get(self, input: str | None = None, initial_token_count: int = 0, **kwargs: object) -> list[ChatMessage]:
-        history = [m for m in self.get_all() if m.additional_kwargs.get("status", STATUS_COMPLETE) == STATUS_COMPLETE]
         budget = self.token_limit - initial_token_count
         if budget < 0:
             raise ValueError("Initial token count exceeds token limit")
-        start = len(history)
-        used = 0
+        entries = self._entries()
+        start, used, counted = len(entries), 0, []
         while start > 0:
-            cost = message_tokens(history[start - 1], self.count) + MESSAGE_OVERHEAD_TOKENS
-            if used + cost > budget:
+            message_id, role, content, tokens = entries[start - 1]
+            if tokens is None:
+                tokens = self.count(content)
+                if message_id is not None:
+                    counted.append((message_id, tokens))
+            if used + tokens + MESSAGE_OVERHEAD_TOKENS > budget:
                 break
-            used += cost
+            used += tokens + MESSAGE_OVERHEAD_TOKENS
+            entries[start - 1] = (message_id, role, content, tokens)
             start -= 1
-        kept = history[start:]
-        while kept and kept[0].role in (MessageRole.ASSISTANT, MessageRole.TOOL):
+        if counted and isinstance(self.chat_store, SQLiteChatStore):
+            self.chat_store.chat_log.set_tokens(counted)  # count each message once, ever
+        kept = entries[start:]
+        while kept and kept[0][1] in (MessageRole.ASSISTANT.value, MessageRole.TOOL.value):
             kept = kept[1:]  # a history never starts with an answer whose question was dropped
-        if not kept and history:
-            kept = history[-1:]  # one message over the limit: let the model report it, as stock does
-        return [_without_thinking(m) for m in kept]
+        if not kept and entries:
+            kept = entries[-1:]  # one message over the limit: let the model report it, as stock does
+        return [
+            ChatMessage(role=role, content=content, additional_kwargs={"tokens": tokens})
+            for _, role, content, tokens in kept
+        ]
+
+    def _entries(self) -> list[tuple[int | None, str, str, int | None]]:
+        """``(id, role, content, tokens)`` of the complete messages, oldest first (thinking never read)."""
+        if isinstance(self.chat_store, SQLiteChatStore):
+            return self.chat_store.chat_log.context(self.chat_store_key)
+        return [
+            (None, m.role.value, m.content or "", m.additional_kwargs.get("tokens"))
+            for m in self.get_all()
+            if m.additional_kwargs.get("status", STATUS_COMPLETE) == STATUS_COMPLETE
+        ]
 
     def put(self, message: ChatMessage) -> None:
         message_tokens(message, self.count)
@@ -97,11 +117,6 @@ class SessionMemory(ChatMemoryBuffer):
         for message in messages:
             message_tokens(message, self.count)
         await super().aset(messages)
-
-
-def _without_thinking(message: ChatMessage) -> ChatMessage:
-    kwargs = {"tokens": message.additional_kwargs.get("tokens")}
-    return ChatMessage(role=message.role, content=message.content or "", additional_kwargs=kwargs)
 
 
 class _CountAsList:

@@ -149,6 +149,21 @@ class ChatLog:
         )
         return [_message(row) for row in rows]
 
+    def context(self, session_id: str) -> list[tuple[int, str, str, int | None]]:
+        """``(id, role, content, tokens)`` of the session's complete messages, oldest first: what memory reads."""
+        rows = self.db.read(
+            "SELECT id, role, content, tokens FROM messages WHERE session_id = ? AND status = ? ORDER BY id",
+            (session_id, STATUS_COMPLETE),
+        )
+        return [tuple(row) for row in rows]
+
+    def set_tokens(self, counts: list[tuple[int, int]]) -> None:
+        """Store token counts ``(message id, tokens)`` computed after the fact."""
+        if counts:
+            self.db.write(lambda conn: conn.executemany(
+                "UPDATE messages SET tokens = ? WHERE id = ?", [(tokens, i) for i, tokens in counts]
+            ))
+
     def append(self, session_id: str, *messages: StoredMessage) -> list[int]:
         """Commit messages in one transaction (creating their session if needed); return their row ids."""
         return self.db.write(lambda conn: _insert(conn, session_id, list(messages)))

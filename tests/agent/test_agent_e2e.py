@@ -155,3 +155,21 @@ def test_kill_9_mid_turn_then_resume_in_a_new_process(settings_with_library, tin
     ]
     assert stored[1].content == cut.content and stored[1].thinking == cut.thinking
     assert stored[3].content == answer["answer"]
+
+
+def test_messages_stored_without_a_count_are_counted_once(db_path, tiny):
+    from docmind.storage.sessions import StoredMessage
+
+    store = SQLiteChatStore(db_path)
+    store.chat_log.append("s", StoredMessage(role="user", content="asked before any model was downloaded"))
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return tiny.count_tokens(text)
+
+    memory = SessionMemory.for_session(store, "s", count)
+    assert [m.content for m in memory.get()] == ["asked before any model was downloaded"]
+    assert store.chat_log.messages("s")[0].tokens == tiny.count_tokens("asked before any model was downloaded")
+    memory.get()
+    assert len(counted) == 1
