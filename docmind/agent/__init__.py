@@ -11,6 +11,15 @@ _LAZY = {
     "UnknownSessionError": "docmind.agent.sessions",
     "InvalidExportError": "docmind.agent.sessions",
     "title_from_question": "docmind.agent.sessions",
+    "ChatService": "docmind.agent.chat",
+    "ModelHandle": "docmind.agent.chat",
+    "load_model_handle": "docmind.agent.chat",
+    "EmptyQuestionError": "docmind.agent.chat",
+    "QuestionTooLongError": "docmind.agent.chat",
+    "SessionBusyError": "docmind.agent.turns",
+    "recover_interrupted": "docmind.agent.turns",
+    "SessionMemory": "docmind.agent.memory",
+    "Passage": "docmind.agent.citations",
 }
 
 
