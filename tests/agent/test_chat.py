@@ -179,3 +179,19 @@ async def test_sessions_are_isolated_under_concurrency(settings_with_library):
             f"first question token{i}a", f"you said token{i}a",
             f"second question token{i}b", f"you said token{i}a token{i}b",
         ]
+
+
+async def test_a_session_answering_elsewhere_is_busy_not_corrupted(settings_with_library):
+    from docmind.agent.turns import SessionBusyError, SessionLock
+
+    service, llm = scripted_service(settings_with_library, ANSWER)
+    session_id = service.sessions.create().id
+    other_process = SessionLock(service.sessions.log, session_id)  # another lock file handle, as another process has
+    await other_process.acquire()
+    try:
+        with pytest.raises(SessionBusyError, match="still answering"):
+            await run_turn(service, session_id, "How much did revenue grow?")
+    finally:
+        other_process.release()
+    assert ChatLog(service.db).messages(session_id) == [] and llm.calls == []
+    assert _done(await run_turn(service, session_id, "How much did revenue grow?")).answer
