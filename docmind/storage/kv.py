@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+import orjson
 
 from llama_index.core.storage.kvstore.types import DEFAULT_BATCH_SIZE, DEFAULT_COLLECTION, BaseKVStore
 
 from docmind.storage.db import Database, open_database
+
+_UPSERT = "INSERT OR REPLACE INTO kv (collection, key, value) VALUES (?, ?, ?)"
+
+
+def _dumps(value: dict) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class SQLiteKVStore(BaseKVStore):
@@ -35,9 +42,9 @@ class SQLiteKVStore(BaseKVStore):
         collection: str = DEFAULT_COLLECTION,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        rows = [(collection, key, json.dumps(val)) for key, val in kv_pairs]
+        rows = [(collection, key, _dumps(val)) for key, val in kv_pairs]
         if rows:
-            self._db.write(lambda conn: conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", rows))
+            self._db.write(lambda conn: conn.executemany(_UPSERT, rows))
 
     async def aput_all(
         self,
@@ -45,25 +52,25 @@ class SQLiteKVStore(BaseKVStore):
         collection: str = DEFAULT_COLLECTION,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        rows = [(collection, key, json.dumps(val)) for key, val in kv_pairs]
+        rows = [(collection, key, _dumps(val)) for key, val in kv_pairs]
         if rows:
-            await self._db.awrite(lambda conn: conn.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", rows))
+            await self._db.awrite(lambda conn: conn.executemany(_UPSERT, rows))
 
     def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict | None:
         rows = self._db.read("SELECT value FROM kv WHERE collection = ? AND key = ?", (collection, key))
-        return json.loads(rows[0][0]) if rows else None
+        return orjson.loads(rows[0][0]) if rows else None
 
     async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> dict | None:
         rows = await self._db.aread("SELECT value FROM kv WHERE collection = ? AND key = ?", (collection, key))
-        return json.loads(rows[0][0]) if rows else None
+        return orjson.loads(rows[0][0]) if rows else None
 
     def get_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
         rows = self._db.read("SELECT key, value FROM kv WHERE collection = ?", (collection,))
-        return {key: json.loads(value) for key, value in rows}
+        return {key: orjson.loads(value) for key, value in rows}
 
     async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> dict[str, dict]:
         rows = await self._db.aread("SELECT key, value FROM kv WHERE collection = ?", (collection,))
-        return {key: json.loads(value) for key, value in rows}
+        return {key: orjson.loads(value) for key, value in rows}
 
     def delete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
         return self._db.execute("DELETE FROM kv WHERE collection = ? AND key = ?", (collection, key)) > 0

@@ -149,7 +149,26 @@ def m002_chunks_fts_porter(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial, m002_chunks_fts_porter]
+def m003_kv_rowid_table(conn: sqlite3.Connection) -> None:
+    """Make ``kv`` an ordinary rowid table: its values (docstore nodes, ingestion cache entries) are
+    large, which WITHOUT ROWID handles badly (about 1.7x slower bulk inserts measured here)."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE kv_new (
+            collection TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (collection, key)
+        );
+        INSERT INTO kv_new SELECT collection, key, value FROM kv;
+        DROP TABLE kv;
+        ALTER TABLE kv_new RENAME TO kv;
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial, m002_chunks_fts_porter, m003_kv_rowid_table]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -76,3 +76,31 @@ def test_ingestion_cache_on_sqlite(db_path):
     assert (node.id_, node.text) == ("d1", "hello")
     fresh.clear()
     assert cache.get("hash") is None
+
+
+def test_values_round_trip_like_json(db_path):
+    kv = SQLiteKVStore(db_path)
+    value = {"text": "naïve — 東京 \u2028", "float": 0.1, "big": 2**60, "nested": {"list": [1, None, True]}, "empty": {}}
+    kv.put("v", value)
+    assert kv.get("v") == value
+    kv.put("int-keys", {1: "a", 2: "b"})
+    assert kv.get("int-keys") == {"1": "a", "2": "b"}  # as json.dumps would store them
+
+
+def test_m003_keeps_kv_rows_of_an_older_database(db_path):
+    import sqlite3
+
+    from docmind.storage.migrations import MIGRATIONS
+
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    raw.execute("CREATE TABLE _migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    for version, step in enumerate(MIGRATIONS[:2], start=1):
+        step(raw)
+        raw.execute("INSERT INTO _migrations VALUES (?, ?, datetime('now'))", (version, step.__name__))
+    raw.execute("PRAGMA user_version=2")
+    raw.executemany("INSERT INTO kv VALUES (?, ?, ?)", [("c", f"k{i}", f'{{"i": {i}}}') for i in range(20)])
+    raw.close()
+    kv = SQLiteKVStore(Database(db_path))
+    assert kv.get_all("c") == {f"k{i}": {"i": i} for i in range(20)}
+    table = kv.database.read("SELECT sql FROM sqlite_master WHERE name = 'kv'")[0][0]
+    assert "WITHOUT ROWID" not in table

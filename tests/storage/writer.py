@@ -45,7 +45,7 @@ def write_forever_in_one_transaction(db_path: str, name: str, log_fd: int) -> No
             if i % 1000 == 0:
                 time.sleep(0.001)
 
-    open_database(db_path).write(lambda conn: conn.executemany("INSERT INTO kv VALUES (?, ?, ?)", rows()))
+    open_database(db_path).write(lambda conn: conn.executemany("INSERT INTO kv (collection, key, value) VALUES (?, ?, ?)", rows()))
 
 
 def main(argv: list[str]) -> None:
