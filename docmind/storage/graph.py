@@ -235,7 +235,9 @@ class SQLiteGraphStore(GraphStore):
         rows = self._db.read("SELECT label, target_id FROM graph_relations WHERE source_id = ? ORDER BY rowid", (subj,))
         return [[label, target] for label, target in rows]
 
-    def get_rel_map(self, subjs: list[str] | None = None, depth: int = 2, limit: int = 30) -> dict[str, list[list[str]]]:
+    def get_rel_map(
+        self, subjs: list[str] | None = None, depth: int = 2, limit: int = 30
+    ) -> dict[str, list[list[str]]]:
         """For each subject, ``[subject, relation, object]`` paths up to ``depth`` hops; ``limit`` in all."""
         if subjs is None:
             subjs = [row[0] for row in self._db.read("SELECT DISTINCT source_id FROM graph_relations")]
@@ -264,12 +266,16 @@ class SQLiteGraphStore(GraphStore):
         def write(conn) -> None:
             conn.execute(_ENSURE_ENTITY, (subj, subj))
             conn.execute(_ENSURE_ENTITY, (obj, obj))
-            conn.execute("INSERT OR IGNORE INTO graph_relations (source_id, label, target_id) VALUES (?, ?, ?)", (subj, rel, obj))
+            conn.execute(
+                "INSERT OR IGNORE INTO graph_relations (source_id, label, target_id) VALUES (?, ?, ?)", (subj, rel, obj)
+            )
 
         self._db.write(write)
 
     def delete(self, subj: str, rel: str, obj: str) -> None:
-        self._db.execute("DELETE FROM graph_relations WHERE source_id = ? AND label = ? AND target_id = ?", (subj, rel, obj))
+        self._db.execute(
+            "DELETE FROM graph_relations WHERE source_id = ? AND label = ? AND target_id = ?", (subj, rel, obj)
+        )
 
     def get_schema(self, refresh: bool = False) -> str:
         return self.schema

@@ -8,7 +8,6 @@ insert, update or delete, in any process) has changed.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.storage.docstore.utils import doc_to_json, json_to_doc
@@ -160,8 +160,8 @@ class SQLiteVectorStore(BasePydanticVectorStore):
         doc_ids, node_ids = query.doc_ids or None, query.node_ids or None
         if query.filters is not None or doc_ids is not None or node_ids is not None:
             where, params = _where(query.filters, doc_ids=doc_ids, node_ids=node_ids)
-            wanted = np.fromiter((row[0] for row in self._db.read(f"SELECT id FROM chunks WHERE {where}", params)), np.int64)
-            positions = _positions(matrix.ids, wanted)
+            rows = self._db.read(f"SELECT id FROM chunks WHERE {where}", params)
+            positions = _positions(matrix.ids, np.fromiter((row[0] for row in rows), np.int64, count=len(rows)))
         ids, scores = _top_k(matrix, positions, query.query_embedding, query.similarity_top_k)
         return self._result(ids, scores)
 
@@ -187,8 +187,8 @@ class SQLiteVectorStore(BasePydanticVectorStore):
         """Load the chunks ``ids`` in that order; chunks deleted meanwhile are skipped."""
         found = {}
         if len(ids):
-            marks = ",".join("?" * len(ids))
-            found = {row[0]: row for row in self._db.read(f"SELECT {_NODE_COLUMNS} FROM chunks WHERE id IN ({marks})", tuple(int(i) for i in ids))}
+            sql = f"SELECT {_NODE_COLUMNS} FROM chunks WHERE id IN ({','.join('?' * len(ids))})"
+            found = {row[0]: row for row in self._db.read(sql, tuple(int(i) for i in ids))}
         nodes, similarities = [], []
         for chunk_id, score in zip(ids, scores):
             if int(chunk_id) in found:
@@ -266,16 +266,16 @@ def _chunk_row(node: BaseNode) -> tuple:
         None if source is None else str(source),
         page if isinstance(page, int) else None,
         node.get_content(metadata_mode=MetadataMode.NONE),
-        json.dumps(metadata),
-        json.dumps(data),
+        orjson.dumps(metadata, option=orjson.OPT_NON_STR_KEYS).decode(),
+        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode(),
         embedding,
     )
 
 
 def _node(row: sqlite3.Row) -> BaseNode:
-    node = json_to_doc(json.loads(row["node"]))
+    node = json_to_doc(orjson.loads(row["node"]))
     node.set_content(row["text"])
-    node.metadata = json.loads(row["metadata"])
+    node.metadata = orjson.loads(row["metadata"])
     return node
 
 
