@@ -199,6 +199,9 @@ class ChatService:
                     self._model = await asyncio.to_thread(self._model_loader, self.settings)
                 except ModelError as error:
                     return None, str(error)
+                except Exception as error:  # noqa: BLE001 - a model that fails to load must not stop search
+                    log.exception("loading the model failed")
+                    return None, f"The model could not be loaded ({error}). Run `docmind doctor` to check it."
             return self._model, ""
 
     @property
@@ -277,18 +280,17 @@ class ChatService:
             async for event in steps:
                 yield event
                 await recorder.progress(turn.answer, turn.thinking)
+            answer = turn.passages.strip_unknown(turn.answer.strip())
+            answer = "\n\n".join([*(f"_{n}_" for n in turn.notices), answer]).strip()
+            cited = turn.passages.cited(answer)
+            tokens = model.count_tokens(answer) if model is not None else None
+            extra = {"citations": [p.to_json() for p in cited], "mode": turn.mode}
+            await recorder.finish(answer, turn.thinking.strip(), tokens, extra)
         except BaseException:
             recorder.interrupt(turn.answer, turn.thinking)
             raise
-
-        answer = turn.passages.strip_unknown(turn.answer.strip())
-        answer = "\n\n".join([*(f"_{n}_" for n in turn.notices), answer]).strip()
-        cited = turn.passages.cited(answer)
         if cited:
             yield Citations(cited)
-        tokens = model.count_tokens(answer) if model is not None else None
-        extra = {"citations": [p.to_json() for p in cited], "mode": turn.mode}
-        await recorder.finish(answer, turn.thinking.strip(), tokens, extra)
         yield Done(
             session_id=session_id,
             answer=answer,
