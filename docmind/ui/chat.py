@@ -199,7 +199,7 @@ def register_api(context: AppContext, chatter: Chatter) -> None:
 
     async def chat(message: str, session_id: str = "", think: bool = True) -> AsyncIterator[dict]:
         """Ask a question; leave session_id empty for a new chat. Streams {session, answer, thinking, citations,
-        notices, mode, done, error}; the last one has done=True (or an error)."""
+        notices, mode, prompt_tokens, completion_tokens, done, error}; the last has done=True (or an error)."""
         async for view in chatter.turn(context, message, session_id, think):
             yield view.result()
 

@@ -90,6 +90,8 @@ class TurnView:
     tools: list[str] = field(default_factory=list)
     citations: list[dict[str, Any]] = field(default_factory=list)
     mode: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     done: bool = False
     stopped: bool = False
     error: str = ""
@@ -121,6 +123,7 @@ class TurnView:
             self.thinking = event.thinking or self.thinking
             self.citations = [p.to_json() for p in event.citations]
             self.mode = event.mode
+            self.prompt_tokens, self.completion_tokens = event.prompt_tokens, event.completion_tokens
             self.done = True
 
     def messages(self) -> list[dict[str, Any]]:
@@ -155,6 +158,8 @@ class TurnView:
             "citations": self.citations,
             "notices": self.notices,
             "mode": self.mode,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
             "done": self.done,
             "error": self.error,
         }

@@ -1,0 +1,221 @@
+"""UI benchmark: start-up, /chat overhead and concurrent /chat throughput. Prints one JSON document.
+
+- process start -> first HTTP 200, and -> page interactive in Debian Chromium (median of RUNS starts);
+- time to first streamed token through /chat vs calling the agent (ChatService) directly, same tiny model;
+- aggregate completion tokens/s of 5 concurrent /chat clients vs 1 client.
+
+Runs on the tiny random-weight Qwen3 test model and the shipped MiniLM embeddings, in a temp data dir.
+Usage: .venv/bin/python tests/benchmarks/bench_ui.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+RUNS = 3
+TTFT_QUESTIONS = 5
+CONCURRENT = 5
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+DOCUMENT = "The Zorblax warranty covers repairs for 3 years. Returns are accepted within 30 days of purchase.\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str, float]:
+    """Start ``docmind serve``; return the process, its URL and the start time (perf_counter)."""
+    port = _free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "docmind", "serve", "--no-browser", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+    )
+    return process, f"http://127.0.0.1:{port}/", started
+
+
+def _first_200(url: str, started: float, timeout: float = 120) -> float:
+    while time.perf_counter() - started < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"{url} never answered")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def measure_startup(env: dict[str, str], work: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    http, interactive = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        for run in range(RUNS):
+            process, url, started = _start(env, work / f"startup-{run}.log")
+            try:
+                http.append(_first_200(url, started))
+                page = browser.new_page()
+                page.goto(url)
+                page.locator("#docmind-question textarea").wait_for(state="visible", timeout=60_000)
+                page.wait_for_function("() => !document.querySelector('#docmind-question textarea').disabled")
+                interactive.append(time.perf_counter() - started)
+                page.close()
+            finally:
+                _stop(process)
+        browser.close()
+    return {
+        "runs": RUNS,
+        "first_http_200_s": round(statistics.median(http), 2),
+        "page_interactive_s": round(statistics.median(interactive), 2),
+        "all_first_http_200_s": [round(x, 2) for x in http],
+        "all_page_interactive_s": [round(x, 2) for x in interactive],
+        "goal_page_served_within_s": 10,
+    }
+
+
+def _direct_ttft(settings) -> list[float]:
+    from docmind.agent.chat import ChatService
+    from docmind.agent.events import AnswerToken, ThinkingToken
+
+    async def run() -> list[float]:
+        service = ChatService(settings)
+        times = []
+        for index in range(TTFT_QUESTIONS + 1):  # the first one warms the model up
+            started = time.perf_counter()
+            first = None
+            async for event in service.chat(None, f"What does the warranty cover? ({index})"):
+                if first is None and isinstance(event, (AnswerToken, ThinkingToken)) and event.text:
+                    first = time.perf_counter() - started
+            if index:
+                times.append(first if first is not None else float("nan"))
+        return times
+
+    return asyncio.run(run())
+
+
+def _api_ttft(url: str) -> list[float]:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    times = []
+    for index in range(TTFT_QUESTIONS + 1):
+        started = time.perf_counter()
+        first = None
+        job = client.submit(f"What does the warranty cover? ({index})", api_name="/chat")
+        for partial in job:
+            if first is None and (partial["answer"] or partial["thinking"]):
+                first = time.perf_counter() - started
+        if index:
+            times.append(first if first is not None else float("nan"))
+    return times
+
+
+def _throughput(url: str, clients: int, rounds: int) -> dict:
+    from gradio_client import Client
+
+    tokens = [0] * clients
+    errors: list[str] = []
+
+    def worker(index: int) -> None:
+        client = Client(url, verbose=False)
+        for round_ in range(rounds):
+            result = client.submit(f"Client {index} round {round_}: summarise the warranty", api_name="/chat").result()
+            if result["error"]:
+                errors.append(result["error"])
+            tokens[index] += result["completion_tokens"]
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {"clients": clients, "requests": clients * rounds, "completion_tokens": sum(tokens),
+            "seconds": round(seconds, 2), "tokens_per_s": round(sum(tokens) / seconds, 1), "errors": errors[:3]}
+
+
+def main() -> None:
+    from tests.fixtures.tiny_model import build_tiny_qwen3
+
+    with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
+        work = Path(tmp)
+        model_dir = build_tiny_qwen3(work / "tiny-qwen3")
+        data_dir = work / "data"
+        (data_dir / "library").mkdir(parents=True)
+        env = {**os.environ, "DOCMIND_DATA_DIR": str(data_dir), "DOCMIND_MODEL_PATH": str(model_dir),
+               "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false",
+               "TORCHAO_FORCE_SKIP_LOADING_SO_FILES": "1"}
+        os.environ.update({k: env[k] for k in ("DOCMIND_DATA_DIR", "DOCMIND_MODEL_PATH", "HF_HUB_OFFLINE",
+                                                "TOKENIZERS_PARALLELISM", "TORCHAO_FORCE_SKIP_LOADING_SO_FILES")})
+        document = data_dir / "library" / "warranty.txt"
+        document.write_text(DOCUMENT)
+        subprocess.run([sys.executable, "-m", "docmind", "ingest", str(document), "--json"], cwd=ROOT, env=env,
+                       check=True, capture_output=True)
+
+        startup = measure_startup(env, work)
+
+        from docmind.config import load_settings
+
+        direct = _direct_ttft(load_settings())
+        process, url, started = _start(env, work / "chat.log")
+        try:
+            _first_200(url, started)
+            via_api = _api_ttft(url)
+            one = _throughput(url, 1, CONCURRENT)
+            five = _throughput(url, CONCURRENT, 1)
+        finally:
+            _stop(process)
+
+    direct_ms, api_ms = statistics.median(direct) * 1000, statistics.median(via_api) * 1000
+    print(json.dumps({
+        "benchmark": "ui",
+        "model": "tiny random-weight Qwen3 (tests/fixtures/tiny_model.py)",
+        "startup": startup,
+        "ttft": {
+            "questions": TTFT_QUESTIONS,
+            "direct_agent_ms": round(direct_ms, 1),
+            "via_chat_api_ms": round(api_ms, 1),
+            "overhead_ms": round(api_ms - direct_ms, 1),
+            "ratio": round(api_ms / direct_ms, 2),
+            "goal_ratio": 1.2,
+        },
+        "concurrency": {
+            "one_client": one,
+            "five_clients": five,
+            "speedup": round(five["tokens_per_s"] / one["tokens_per_s"], 2) if one["tokens_per_s"] else None,
+        },
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
