@@ -174,6 +174,20 @@ def _save_cache(model: Any, cache: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+def _return_freed_memory() -> None:
+    """Hand the freed bf16 weights back to the OS (glibc keeps freed heap memory otherwise)."""
+    import ctypes
+    import gc
+    import sys
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def _torch_device(plan: LoadPlan) -> str:
     return {"cuda": "cuda", "mps": "mps"}.get(plan.device, "cpu")
 
@@ -220,6 +234,7 @@ def load_model(settings: Settings, *, hardware: Hardware | None = None, plan: Lo
     if cache is not None and not cache_hit:
         quantize_model(model, plan.quantization)
         _save_cache(model, cache)
+        _return_freed_memory()
     model.eval()
     seconds = time.perf_counter() - started
     log.info("model ready in %.1f s (quantized cache %s)", seconds, "hit" if cache_hit else "miss")

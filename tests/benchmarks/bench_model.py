@@ -1,0 +1,191 @@
+"""Model-layer benchmark on a shape-faithful random-weight Qwen3 (no download). Prints one JSON document.
+
+- batching: aggregate generated tokens/s, 5 concurrent requests vs 1, same engine and model
+- quantization: resident memory and decode tokens/s of int8 weight-only vs bf16 (CUDA: int4 vs bf16),
+  first load (quantizes and writes the cache) vs cached load
+- time to first token (200-token prompt) and decode tokens/s; a 1,000-token follow-up turn with and
+  without the previous turn's KV
+
+Each measurement runs in its own process so resident memory is not polluted by the others.
+Usage: python tests/benchmarks/bench_model.py [--shape 0.6b|4b] [--new-tokens N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# The real configs of Qwen/Qwen3-0.6B and Qwen/Qwen3-4B-Thinking-2507 (config.json on the hub).
+SHAPES = {
+    "0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+                 num_key_value_heads=8, head_dim=128, tie_word_embeddings=True, max_position_embeddings=40960,
+                 rope_theta=1_000_000),
+    "4b": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+               num_key_value_heads=8, head_dim=128, tie_word_embeddings=True, max_position_embeddings=262144,
+               rope_theta=5_000_000),
+}
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def build(shape: str, dest: Path) -> dict:
+    """A random-weight model with the real architecture and sizes, plus the test tokenizer."""
+    import torch
+    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+
+    from tests.fixtures.tiny_model import build_tiny_qwen3
+
+    tiny = build_tiny_qwen3(dest.parent / "tiny")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(tiny / name, dest / name)
+    spec = dict(SHAPES[shape])
+    rope_theta = spec.pop("rope_theta")
+    config = Qwen3Config(vocab_size=151936, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                         rope_parameters={"rope_type": "default", "rope_theta": rope_theta}, **spec)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+    model.generation_config = GenerationConfig(eos_token_id=[2], pad_token_id=0)
+    model.save_pretrained(dest)
+    return {"params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+            "build_seconds": round(time.perf_counter() - started, 1)}
+
+
+def _engine_run(engine, prompts: list[list[int]], new_tokens: int) -> tuple[float, list]:
+    from docmind.model.engine import GenerationRequest
+
+    started = time.perf_counter()
+    handles = [engine.submit(GenerationRequest(p, max_new_tokens=new_tokens, stop_token_ids=(-1,))) for p in prompts]
+    results = [h.wait() for h in handles]
+    return time.perf_counter() - started, results
+
+
+def measure(model_dir: Path, data_dir: Path, quantization: str, new_tokens: int, batching: bool) -> dict:
+    """Load through the real code path, then time prefill, decode and (optionally) batching."""
+    import random
+
+    import torch
+
+    from docmind.config import load_settings
+    from docmind.model.engine import GenerationEngine
+    from docmind.model.loading import load_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    import llama_index.llms.huggingface  # noqa: F401 - import cost is not load cost
+    import transformers  # noqa: F401
+
+    before = _rss()
+    settings = load_settings(data_dir=data_dir, model_path=model_dir, quantization=quantization)
+    loaded = load_model(settings)
+    engine = GenerationEngine(loaded.model, loaded.tokenizer, prefix_cache_bytes=2 * 1024**3)
+    rng = random.Random(0)
+    prompt = lambda n: [rng.randrange(10, 150000) for _ in range(n)]  # noqa: E731
+    _engine_run(engine, [prompt(16)], 4)  # warm-up
+    out: dict = {"quantization": loaded.plan.quantization, "dtype": loaded.plan.dtype, "device": loaded.plan.device,
+                 "load_seconds": round(loaded.seconds, 2), "quantized_cache_hit": loaded.cache_hit}
+    out["resident_mb"] = round((_rss() - before) / 1e6)
+
+    seconds, (result,) = _engine_run(engine, [prompt(200)], new_tokens)
+    out["ttft_200_tokens_s"] = round(result.first_token_seconds, 3)
+    out["decode_tok_s"] = round((result.completion_tokens - 1) / (result.seconds - result.first_token_seconds), 2)
+    if batching:
+        single_s, single = _engine_run(engine, [prompt(48)], new_tokens)
+        batch_s, batch = _engine_run(engine, [prompt(48) for _ in range(5)], new_tokens)
+        out["tok_s_1_request"] = round(sum(r.completion_tokens for r in single) / single_s, 2)
+        out["tok_s_5_requests"] = round(sum(r.completion_tokens for r in batch) / batch_s, 2)
+        out["batching_speedup"] = round(out["tok_s_5_requests"] / out["tok_s_1_request"], 2)
+        out["peak_batch"] = engine.peak_batch
+        history = prompt(1000)
+        _, (first,) = _engine_run(engine, [history], 8)
+        follow_up = history + list(first.token_ids) + prompt(30)
+        _, (warm,) = _engine_run(engine, [follow_up], 2)
+        cold_engine = GenerationEngine(loaded.model, loaded.tokenizer, prefix_cache_bytes=0)
+        _, (cold,) = _engine_run(cold_engine, [follow_up], 2)
+        cold_engine.shutdown()
+        out["ttft_turn2_1000_tokens_cold_s"] = round(cold.first_token_seconds, 3)
+        out["ttft_turn2_1000_tokens_kv_reused_s"] = round(warm.first_token_seconds, 3)
+        out["kv_reused_tokens"] = warm.cached_prompt_tokens
+    engine.shutdown()
+    return out
+
+
+def _phase(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"phase {args[:2]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", choices=sorted(SHAPES))
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--quantization", help=argparse.SUPPRESS)
+    parser.add_argument("--batching", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.phase == "build":
+        print(json.dumps(build(args.shape, Path(args.dir) / "model")))
+        return
+    if args.phase == "measure":
+        work = Path(args.dir)
+        print(json.dumps(measure(work / "model", work / "data", args.quantization, args.new_tokens, args.batching)))
+        return
+
+    from docmind.model.hardware import detect_hardware
+
+    hardware = detect_hardware()
+    shape = args.shape or ("4b" if hardware.device == "cuda" else "0.6b")
+    quant = "int4-weight" if hardware.device == "cuda" else "int8-weight"
+    work = Path(tempfile.mkdtemp(prefix="docmind-bench-model-"))
+    try:
+        common = ["--shape", shape, "--dir", str(work), "--new-tokens", str(args.new_tokens)]
+        built = _phase(["--phase", "build", *common])
+        bf16 = _phase(["--phase", "measure", "--quantization", "none", "--batching", *common])
+        first = _phase(["--phase", "measure", "--quantization", quant, *common])
+        cached = _phase(["--phase", "measure", "--quantization", quant, *common])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "device": hardware.summary,
+        "shape": f"Qwen3-{shape.upper()} (random weights)",
+        "params_m": built["params_m"],
+        "new_tokens_per_request": args.new_tokens,
+        "batching": {k: bf16[k] for k in ("tok_s_1_request", "tok_s_5_requests", "batching_speedup", "peak_batch")},
+        "bf16": {k: bf16[k] for k in ("resident_mb", "load_seconds", "ttft_200_tokens_s", "decode_tok_s")},
+        quant: {k: cached[k] for k in ("resident_mb", "ttft_200_tokens_s", "decode_tok_s")},
+        "quantized_memory_ratio": round(cached["resident_mb"] / bf16["resident_mb"], 3),
+        "quantized_decode_ratio": round(cached["decode_tok_s"] / bf16["decode_tok_s"], 3),
+        "quantized_first_load_seconds": first["load_seconds"],
+        "quantized_cached_load_seconds": cached["load_seconds"],
+        "quantized_cache_hit_on_second_load": cached["quantized_cache_hit"],
+        "kv_reuse": {k: bf16[k] for k in ("ttft_turn2_1000_tokens_cold_s", "ttft_turn2_1000_tokens_kv_reused_s",
+                                          "kv_reused_tokens")},
+        "goals": {"batching_speedup>=3.5": bf16["batching_speedup"] >= 3.5,
+                  "quantized_memory_ratio<=0.55": cached["resident_mb"] / bf16["resident_mb"] <= 0.55},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
