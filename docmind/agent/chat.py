@@ -262,7 +262,8 @@ class ChatService:
     ) -> AsyncIterator[ChatEvent]:
         history = []
         if model is not None:
-            memory = SessionMemory.for_session(self.chat_store, session_id, model.count_tokens, self.history_budget(model))
+            budget = self.history_budget(model)
+            memory = SessionMemory.for_session(self.chat_store, session_id, model.count_tokens, budget)
             history = await asyncio.to_thread(memory.get, None, (question_tokens or 0) + MESSAGE_OVERHEAD_TOKENS)
         recorder = TurnRecorder(self.sessions.log, session_id)
         await recorder.start(question, question_tokens)
@@ -399,7 +400,8 @@ class ChatService:
             turn.notices.append(NOTICE_NOTHING_FOUND)
         if passages:
             prompt = f"Passages:\n\n{format_passages(passages)}\n\nQuestion: {turn.question}"
-            messages = [ChatMessage(role="system", content=FALLBACK_PROMPT), *history, ChatMessage(role="user", content=prompt)]
+            messages = [ChatMessage(role="system", content=FALLBACK_PROMPT), *history,
+                        ChatMessage(role="user", content=prompt)]
         else:
             messages = [ChatMessage(role="system", content=NO_PASSAGES_PROMPT), *history,
                         ChatMessage(role="user", content=turn.question)]

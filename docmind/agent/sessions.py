@@ -159,7 +159,9 @@ def _load_export(data: dict[str, Any] | str | Path) -> dict[str, Any]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
-            raise InvalidExportError(f"{path} is not JSON ({error}). Import a file made by `docmind sessions export ID --format json`.") from error
+            raise InvalidExportError(
+                f"{path} is not JSON ({error}). Import a file made by `docmind sessions export ID --format json`."
+            ) from error
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT or not isinstance(data.get("messages"), list):
         raise InvalidExportError(
             "This is not a DocMind session export. Import a file made by `docmind sessions export ID --format json`."

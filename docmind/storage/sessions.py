@@ -213,7 +213,8 @@ class ChatLog:
         """Delete the session's ``index``-th message (Python indexing, so -1 is the last)."""
 
         def write(conn: sqlite3.Connection) -> StoredMessage | None:
-            ids = [r[0] for r in conn.execute("SELECT id FROM messages WHERE session_id = ? ORDER BY id", (session_id,))]
+            rows = conn.execute("SELECT id FROM messages WHERE session_id = ? ORDER BY id", (session_id,))
+            ids = [row[0] for row in rows]
             try:
                 message_id = ids[index]
             except IndexError:

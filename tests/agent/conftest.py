@@ -89,7 +89,9 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
-def scripted_service(settings: Any, *replies: Reply, delay: float = 0.0, **kwargs: Any) -> tuple[ChatService, ScriptedLLM]:
+def scripted_service(
+    settings: Any, *replies: Reply, delay: float = 0.0, **kwargs: Any
+) -> tuple[ChatService, ScriptedLLM]:
     llm = ScriptedLLM(replies=list(replies), delay=delay)
     handle = ModelHandle(llm=llm, count_tokens=word_count, context_window=32768)
     return ChatService(settings, model=handle, **kwargs), llm

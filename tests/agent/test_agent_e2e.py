@@ -147,7 +147,8 @@ def test_kill_9_mid_turn_then_resume_in_a_new_process(settings_with_library, tin
     )
     assert second.returncode == 0, second.stderr
     answer = json.loads(second.stdout)
-    assert set(answer) >= {"session", "answer", "thinking", "citations", "prompt_tokens", "completion_tokens", "seconds"}
+    keys = {"session", "answer", "thinking", "citations", "prompt_tokens", "completion_tokens", "seconds"}
+    assert set(answer) >= keys
     assert answer["session"] == session_id
     stored = log.messages(session_id)
     assert [(m.role, m.status) for m in stored] == [

@@ -122,7 +122,8 @@ def test_cli_sessions_json_contract(data_dir, tmp_path):
     assert json.loads(renamed.stdout)["title"] == "Revenue"
 
     out = tmp_path / "s.json"
-    assert _docmind("sessions", "export", session_id, "--format", "json", "-o", str(out), data_dir=data_dir).returncode == 0
+    exported = _docmind("sessions", "export", session_id, "--format", "json", "-o", str(out), data_dir=data_dir)
+    assert exported.returncode == 0
     assert "# Revenue" in _docmind("sessions", "export", session_id, data_dir=data_dir).stdout
     assert _docmind("sessions", "delete", session_id, data_dir=data_dir).returncode == 0
     imported = json.loads(_docmind("sessions", "import", str(out), "--json", data_dir=data_dir).stdout)

@@ -56,7 +56,8 @@ def _prompt(history, tokenizer) -> str:
 
     from docmind.model.llm import chat_prompt
 
-    messages = ReActChatFormatter.from_defaults().format([], chat_history=[*history, ChatMessage(role="user", content="And?")])
+    question = ChatMessage(role="user", content="And?")
+    messages = ReActChatFormatter.from_defaults().format([], chat_history=[*history, question])
     return chat_prompt(tokenizer, messages)
 
 
