@@ -8,6 +8,7 @@ insert, update or delete, in any process) has changed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -15,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +73,19 @@ _FETCH_ROWS = 4096
 
 @dataclass(frozen=True)
 class _Matrix:
-    """All embeddings of one database at one ``counters.chunks`` version, rows L2-normalized."""
+    """All embeddings of one database at one ``counters.chunks`` version, rows L2-normalized.
+
+    ``ids`` and ``vectors`` are the first n rows of larger buffers; appends fill the spare rows in
+    place (rows below n are never rewritten, so a reader holding an older ``_Matrix`` is unaffected).
+    """
 
     version: int
     inode: int
     max_id: int  # the highest chunk id when loaded, with or without an embedding
     ids: np.ndarray  # chunk row ids, ascending, aligned with ``vectors``
     vectors: np.ndarray  # (n, dim) float32, C-contiguous
+    id_buffer: np.ndarray
+    vector_buffer: np.ndarray
 
 
 _matrices: dict[Path, _Matrix] = {}
@@ -175,12 +183,13 @@ class SQLiteVectorStore(BasePydanticVectorStore):
         match = fts_query(query)
         if not match or top_k <= 0:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        where, params = _where(filters, table="c")
-        rows = self._db.read(
-            f"""SELECT c.id, bm25(chunks_fts) AS rank FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
-                WHERE chunks_fts MATCH ? AND {where} ORDER BY rank LIMIT ?""",
-            (match, *params, top_k),
-        )
+        if filters is None or not filters.filters:  # rank in the FTS index alone: 3x faster than joining first
+            sql, params = "SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?", ()
+        else:
+            where, params = _where(filters, table="c")
+            sql = f"""SELECT c.id, bm25(chunks_fts) AS score FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+                      WHERE chunks_fts MATCH ? AND {where}"""
+        rows = self._db.read(f"{sql} ORDER BY score LIMIT ?", (match, *params, top_k))
         return self._result([row[0] for row in rows], [-row[1] for row in rows])
 
     def _result(self, ids: Sequence[int], scores: Sequence[float]) -> VectorStoreQueryResult:
@@ -244,8 +253,25 @@ class SQLiteVectorStore(BasePydanticVectorStore):
 
 
 def fts_query(text: str) -> str:
-    """An FTS5 MATCH expression where each word of ``text`` is a quoted term, joined by OR."""
-    return " OR ".join(f'"{word}"' for word in re.findall(r"\w+", text))
+    """An FTS5 MATCH expression: each distinct word of ``text`` quoted, joined by OR; "" when there is none.
+
+    English stopwords are left out unless the text has nothing else: they match nearly every chunk,
+    so BM25 gives them almost no weight but would have to score every chunk.
+    """
+    words = list(dict.fromkeys(word.lower() for word in re.findall(r"\w+", text)))
+    content = [word for word in words if word not in _stopwords()]
+    return " OR ".join(f'"{word}"' for word in content or words)
+
+
+@functools.cache
+def _stopwords() -> frozenset[str]:
+    """NLTK's English stopwords, from the copy bundled with llama-index-core (no nltk import)."""
+    try:
+        bundled = resources.files("llama_index.core") / "_static/nltk_cache/corpora/stopwords/english"
+        return frozenset(bundled.read_text(encoding="utf-8").split())
+    except OSError as error:
+        log.warning("no stopword list (%s); keyword search will be slower on common words", error)
+        return frozenset()
 
 
 # ----- rows and nodes -----
@@ -381,34 +407,47 @@ def _load_matrix(conn: sqlite3.Connection, inode: int, previous: _Matrix | None)
             "SELECT id, embedding FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (previous.max_id, changes + 1)
         ).fetchall()
         if len(rows) == changes:
-            dim = previous.vectors.shape[1] if len(previous.ids) else _dim(rows)
-            ids, vectors = _normalize_into(rows, dim, None)
-            if len(previous.ids):
-                ids, vectors = np.concatenate([previous.ids, ids]), np.concatenate([previous.vectors, vectors])
             log.debug("appended %d new chunks to the cached embeddings", changes)
-            return _Matrix(version=version, inode=inode, max_id=int(rows[-1][0]), ids=ids, vectors=vectors)
+            return _appended(previous, rows, version)
     count, max_id = conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM chunks").fetchone()
-    first = conn.execute("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL LIMIT 1").fetchall()
-    dim = _dim(first)
-    ids = np.empty(count, dtype=np.int64)
-    vectors = np.empty((count, dim), dtype=np.float32)
+    dim = _dim(conn.execute("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL LIMIT 1").fetchall())
+    id_buffer, vector_buffer = _buffers(count, dim)
     filled = 0
     cursor = conn.execute("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL ORDER BY id")
     while batch := cursor.fetchmany(_FETCH_ROWS):
-        done = len(_normalize_into(batch, dim, (ids[filled:], vectors[filled:]))[0])
-        filled += done
+        filled += len(_normalize_into(batch, dim, (id_buffer[filled:], vector_buffer[filled:]))[0])
     log.debug("loaded all %d embeddings", filled)
-    return _Matrix(version=version, inode=inode, max_id=max_id, ids=ids[:filled], vectors=vectors[:filled])
+    return _Matrix(version, inode, max_id, id_buffer[:filled], vector_buffer[:filled], id_buffer, vector_buffer)
+
+
+def _appended(previous: _Matrix, rows: list, version: int) -> _Matrix:
+    n = len(previous.ids)
+    dim = previous.vectors.shape[1] if n else _dim(rows)
+    added = sum(blob is not None for _, blob in rows)
+    id_buffer, vector_buffer = previous.id_buffer, previous.vector_buffer
+    if len(id_buffer) < n + added or vector_buffer.shape[1] != dim:
+        id_buffer, vector_buffer = _buffers(n + added, dim)
+        id_buffer[:n], vector_buffer[:n] = previous.ids, previous.vectors
+    _normalize_into(rows, dim, (id_buffer[n:], vector_buffer[n:]))
+    total = n + added
+    return _Matrix(
+        version, previous.inode, int(rows[-1][0]), id_buffer[:total], vector_buffer[:total], id_buffer, vector_buffer
+    )
+
+
+def _buffers(rows: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Id and vector buffers with a quarter spare for appends (untouched spare rows cost no memory)."""
+    capacity = rows + rows // 4 + 1024
+    return np.empty(capacity, dtype=np.int64), np.empty((capacity, dim), dtype=np.float32)
 
 
 def _dim(rows: list) -> int:
     return next((len(blob) // 4 for _, blob in rows if blob is not None), 0)
 
 
-def _normalize_into(
-    rows: list, dim: int, out: tuple[np.ndarray, np.ndarray] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ids and L2-normalized vectors of the ``(id, embedding)`` rows that have one, written to the start of ``out``."""
+def _normalize_into(rows: list, dim: int, out: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Write the ids and L2-normalized vectors of the ``(id, embedding)`` rows that have one to the start of
+    ``out``; return the written parts."""
     rows = [row for row in rows if row[1] is not None]
     for chunk_id, blob in rows:
         if len(blob) != dim * 4:
@@ -417,8 +456,7 @@ def _normalize_into(
                 "embedded with different models. Remove and re-ingest them with one embedding model."
             )
     n = len(rows)
-    ids, vectors = out or (np.empty(n, dtype=np.int64), np.empty((n, dim), dtype=np.float32))
-    ids, vectors = ids[:n], vectors[:n]
+    ids, vectors = out[0][:n], out[1][:n]
     ids[:] = np.fromiter((row[0] for row in rows), dtype=np.int64, count=n)
     raw = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(n, dim)
     norms = np.linalg.norm(raw, axis=1, keepdims=True)
@@ -452,7 +490,9 @@ def _top_k(
     ids = matrix.ids if positions is None else matrix.ids[positions]
     if k <= 0 or len(ids) == 0:
         return ids[:0], np.empty(0, dtype=np.float32)
-    scores = candidates @ query
+    # einsum runs one SIMD loop on this thread; BLAS (``@``) would start its thread pool per call, which on
+    # busy cores (the model generating, another ingest) made a 3,000-row search 100x slower.
+    scores = np.einsum("ij,j->i", candidates, query)
     k = min(k, len(scores))
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top], kind="stable")]

@@ -24,7 +24,14 @@ import numpy as np
 
 from docmind.storage import Database, SQLiteKVStore, SQLiteVectorStore
 
-WORDS = "invoice payment rocket engine bread starter tax deadline piano keys cat mouse river bank".split()
+# Text with a Zipf word distribution over 5,000 words (a few real stopwords most frequent), like real prose.
+VOCABULARY = np.array(["the", "of", "and", "to", "in", "is"] + [f"term{i}" for i in range(4994)])
+ZIPF = 1 / np.arange(1, len(VOCABULARY) + 1)
+ZIPF /= ZIPF.sum()
+
+
+def _texts(rng: np.random.Generator, count: int, words: int) -> list[str]:
+    return [" ".join(row) for row in VOCABULARY[rng.choice(len(VOCABULARY), size=(count, words), p=ZIPF)]]
 
 
 def _progress(message: str) -> None:
@@ -43,9 +50,11 @@ def bench_vectors(folder: Path, count: int, dim: int, queries: int = 50) -> dict
     matrix = rng.standard_normal((count, dim)).astype(np.float32)
     store = SQLiteVectorStore(folder / "vectors.db")
 
+    texts = _texts(rng, count + 100, 60)
+
     def node(i: int, vector: np.ndarray) -> TextNode:
-        text = " ".join(rng.choice(WORDS, 12))
-        n = TextNode(id_=f"n{i}", text=text, embedding=vector.tolist(), metadata={"source": f"/docs/{i % 100}.pdf", "page": i % 30 + 1})
+        metadata = {"source": f"/docs/{i % 100}.pdf", "page": i % 30 + 1}
+        n = TextNode(id_=f"n{i}", text=texts[i], embedding=vector.tolist(), metadata=metadata)
         n.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=f"doc{i % 100}")
         return n
 
@@ -74,9 +83,9 @@ def bench_vectors(folder: Path, count: int, dim: int, queries: int = 50) -> dict
     ten_percent = MetadataFilters(filters=[MetadataFilter(key="doc_id", value=[f"doc{j}" for j in range(10)], operator=FilterOperator.IN)])
     filtered = [query(vector, filters=ten_percent)[0] for vector in probes[:20]]
     bm25 = []
-    for _ in range(20):
+    for words in _texts(rng, 20, 4):
         t = time.perf_counter()
-        store.text_search(" ".join(rng.choice(WORDS, 3)), top_k=10)
+        store.text_search("what is " + words, top_k=10)
         bm25.append(time.perf_counter() - t)
     store.add([node(count + i, rng.standard_normal(dim).astype(np.float32)) for i in range(100)])
     after_append, _ = query(probes[1])
@@ -106,8 +115,8 @@ def bench_kv(folder: Path, count: int) -> dict:
 
     rng = np.random.default_rng(1)
     pairs = []
-    for i in range(count):
-        node = TextNode(text=" ".join(rng.choice(WORDS, 150)), metadata={"source": f"/docs/{i % 50}.pdf", "page": i % 9 + 1})
+    for i, text in enumerate(_texts(rng, count, 150)):
+        node = TextNode(text=text, metadata={"source": f"/docs/{i % 50}.pdf", "page": i % 9 + 1})
         pairs.append((node.node_id, doc_to_json(node)))
     db_path, json_path = folder / "kv.db", folder / "kv" / "docstore.json"
 

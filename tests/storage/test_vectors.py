@@ -21,6 +21,7 @@ from llama_index.core.vector_stores.types import (
 
 from docmind.storage import Database, EmbeddingDimensionError, SQLiteVectorStore, UnsupportedFilterError
 from docmind.storage import vectors as vectors_module
+from docmind.storage.vectors import fts_query
 
 DIM = 16
 
@@ -135,6 +136,12 @@ def test_delete_by_ref_doc_nodes_and_clear(store):
     assert store.query(_query(np.ones(DIM))).ids == []
 
 
+def test_fts_query_quotes_words_and_drops_stopwords():
+    assert fts_query('What is the "deadline" for TAX-returns?') == '"deadline" OR "tax" OR "returns"'
+    assert fts_query("the of THE") == '"the" OR "of"'  # only stopwords: keep them
+    assert fts_query("?! -- **") == ""
+
+
 def test_dimension_mismatch_is_a_clear_error(store):
     with pytest.raises(EmbeddingDimensionError, match="ingested with"):
         store.query(_query(np.ones(DIM + 1)))
@@ -185,6 +192,21 @@ def test_appends_extend_the_cached_matrix_and_other_changes_reload_it(db_path, c
         expected = [keys[i] for i in np.argsort(-(unit @ (q / np.linalg.norm(q))))[:3]]
         assert result.ids == expected, (step, action)
     assert paths == {"loaded", "appended"}
+
+
+def test_append_beyond_the_spare_rows_grows_the_matrix(db_path):
+    store = SQLiteVectorStore(db_path)
+    store.add([TextNode(id_="first", text="first", embedding=[1.0] + [0.0] * (DIM - 1))])
+    store.query(_query(np.ones(DIM)))
+    spare = len(vectors_module._matrices[db_path.resolve()].id_buffer)
+    rng = np.random.default_rng(5)
+    batch = rng.standard_normal((spare + 10, DIM)).astype(np.float32)
+    store.add([TextNode(id_=f"b{i}", text="b", embedding=v.tolist()) for i, v in enumerate(batch)])
+    result = store.query(_query(batch[spare], k=1))
+    matrix = vectors_module._matrices[db_path.resolve()]
+    assert result.ids == [f"b{spare}"]
+    assert len(matrix.ids) == spare + 11 and len(matrix.id_buffer) > spare + 11
+    assert store.query(_query([1.0] + [0.0] * (DIM - 1), k=1)).ids == ["first"]
 
 
 def test_another_process_write_is_seen(store, db_path):
