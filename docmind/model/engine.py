@@ -428,9 +428,11 @@ class GenerationEngine:
             self._rows, self._cache = [], None
             return
         logits = out.logits[:, -1, :]
+        greedy = logits.argmax(dim=-1).tolist()
         for i, row in enumerate(rows):
             row.cached_ids.append(row.next_token)
-            self._accept_token(row, self._sample(logits[i], row))
+            sampled = greedy[i] if row.handle.request.temperature <= 0 else self._sample(logits[i], row)
+            self._accept_token(row, sampled)
         self._release([i for i, row in enumerate(rows) if row.finish_reason])
 
     def _drop_cancelled(self) -> None:
