@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from docmind.cache.discovery import FileFailure, discover
 from docmind.cache.documents import remove_document
 from docmind.cache.embeddings import default_embed_model_path, embed_model_identity
-from docmind.cache.readers import UnreadableFileError, read_file
+from docmind.cache.readers import Section, UnreadableFileError, read_file
 from docmind.config import Settings, load_settings
 from docmind.storage import Database, open_database
 
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Files are chunked and embedded in groups of about this much text (roughly 64 chunks), so that
+# embedding batches stay full even when files are small; each file is still written on its own.
+GROUP_CHARACTERS = 64_000
+
 
 @dataclass
 class IngestProgress:
@@ -44,7 +48,7 @@ class IngestProgress:
     files_done: int
     files_total: int
     current_file: str | None
-    chunks: int  # chunks parsed and embedded (or reused) so far in this run
+    chunks: int  # chunks embedded by the model so far in this run
     status: str  # "hashing", "embedding", "new", "changed", "unchanged", "failed" or "done"
 
 
@@ -84,6 +88,40 @@ class IngestReport:
         return data
 
 
+@dataclass
+class _Parsed:
+    """A new or changed file, read and parsed, waiting to be chunked and embedded with its group."""
+
+    path: Path
+    sha256: str
+    size: int
+    known: bool
+    sections: list[Section]
+
+    @property
+    def characters(self) -> int:
+        return sum(len(section.text) for section in self.sections)
+
+
+@dataclass
+class _Run:
+    """Progress bookkeeping of one ingest call."""
+
+    report: IngestReport
+    total: int
+    callback: ProgressCallback
+    done: int = 0
+    chunks: int = 0
+
+    def notify(self, current: str | None, status: str, embedded: int = 0) -> None:
+        self.chunks += embedded
+        self.callback(IngestProgress(self.done, self.total, current, self.chunks, status))
+
+    def finish(self, current: str, status: str) -> None:
+        self.done += 1
+        self.callback(IngestProgress(self.done, self.total, current, self.chunks, status))
+
+
 @dataclass(frozen=True)
 class _Known:
     sha256: str
@@ -111,30 +149,30 @@ class Ingestor:
         report.files_failed.extend(found.failed)
         report.files_skipped = found.skipped
         report.files_seen = len(files) + len(found.failed)
-        notify = progress or (lambda event: None)
-        chunks = 0
-        for done, path in enumerate(files):
-            notify(IngestProgress(done, len(files), str(path), chunks, "hashing"))
+        run = _Run(report, len(files), progress or (lambda event: None))
+        group: list[_Parsed] = []
+        for path in files:
+            run.notify(str(path), "hashing")
             try:
-                status, added, removed, count = self._ingest_file(path, lambda n: notify(
-                    IngestProgress(done, len(files), str(path), chunks + n, "embedding")))
+                parsed = self._parse_if_changed(path)
             except UnreadableFileError as error:
                 report.files_failed.append(FileFailure(str(path), str(error)))
-                status, added, removed, count = "failed", 0, 0, 0
-            chunks += count
-            report.chunks_added += added
-            report.chunks_removed += removed
-            if status == "new":
-                report.files_new += 1
-            elif status == "changed":
-                report.files_changed += 1
-            elif status == "unchanged":
+                run.finish(str(path), "failed")
+                continue
+            if parsed is None:
                 report.files_unchanged += 1
-            notify(IngestProgress(done + 1, len(files), str(path), chunks, status))
+                run.finish(str(path), "unchanged")
+                continue
+            group.append(parsed)
+            if sum(p.characters for p in group) >= GROUP_CHARACTERS:
+                self._store_group(group, run)
+                group = []
+        if group:
+            self._store_group(group, run)
         if self._embedder is not None:
             report.embeddings_computed, report.embedding_seconds = self._embedder.take_counters()
         report.seconds = time.perf_counter() - started
-        notify(IngestProgress(len(files), len(files), None, chunks, "done"))
+        run.notify(None, "done")
         return report
 
     def _stale_files(self, files: list[Path], report: IngestReport) -> list[Path]:
@@ -162,40 +200,44 @@ class Ingestor:
                 report.notices.append(f"{row['source']} no longer exists: removed it from the library.")
         return stale
 
-    def _ingest_file(self, path: Path, on_chunks: Callable[[int], None]) -> tuple[str, int, int, int]:
-        """Ingest one file; return (status, chunks added, chunks removed, chunks in the file)."""
+    def _parse_if_changed(self, path: Path) -> _Parsed | None:
+        """The parsed file, or None when its content and embedding model are unchanged (no parsing then)."""
         data = _read_checked(path, self.settings.max_file_size_mb)
         digest = hashlib.sha256(data).hexdigest()
         known = self._known(str(path))
         if known and known.sha256 == digest and known.size == len(data) and known.embed_model == self.identity:
-            return "unchanged", 0, 0, 0
-        sections = read_file(data, path)
-        chunks = self._chunk(path, sections, on_chunks)
-        if not chunks:
-            raise UnreadableFileError("no text found in the file")
-        added, removed = self.db.write(lambda conn: self._store(conn, path, digest, len(data), chunks))
-        return ("changed" if known else "new"), added, removed, len(chunks)
+            return None
+        return _Parsed(path, digest, len(data), known is not None, read_file(data, path))
+
+    def _store_group(self, group: list[_Parsed], run: _Run) -> None:
+        """Chunk and embed a group of files together, then write each file in its own transaction."""
+        from docmind.cache.pipeline import chunk_files
+
+        self.embedder.on_batch(lambda count: run.notify(str(group[-1].path), "embedding", count))
+        try:
+            chunks = chunk_files(self.pipeline, [(parsed.path, parsed.sections) for parsed in group])
+        finally:
+            self.embedder.on_batch(None)
+        for parsed in group:
+            file_chunks = chunks[parsed.path]
+            if not file_chunks:
+                run.report.files_failed.append(FileFailure(str(parsed.path), "no text found in the file"))
+                run.finish(str(parsed.path), "failed")
+                continue
+            added, removed = self.db.write(
+                lambda conn: self._store(conn, parsed.path, parsed.sha256, parsed.size, file_chunks)
+            )
+            run.report.chunks_added += added
+            run.report.chunks_removed += removed
+            if parsed.known:
+                run.report.files_changed += 1
+            else:
+                run.report.files_new += 1
+            run.finish(str(parsed.path), "changed" if parsed.known else "new")
 
     def _known(self, source: str) -> _Known | None:
         rows = self.db.read("SELECT sha256, size, embed_model FROM documents WHERE source = ?", (source,))
         return _Known(rows[0][0], rows[0][1], rows[0][2]) if rows else None
-
-    def _chunk(self, path: Path, sections: list, on_chunks: Callable[[int], None]) -> list[TextNode]:
-        from docmind.cache.pipeline import chunk_file
-
-        embedder = self.embedder
-        done = 0
-
-        def batch_done(count: int) -> None:
-            nonlocal done
-            done += count
-            on_chunks(done)
-
-        embedder.on_batch(batch_done)
-        try:
-            return chunk_file(self.pipeline, path, sections)
-        finally:
-            embedder.on_batch(None)
 
     @property
     def embedder(self) -> CachedEmbedding:

@@ -157,21 +157,27 @@ def build_pipeline(embedder: CachedEmbedding) -> IngestionPipeline:
     transaction with the file's ``documents`` row, so a crash never leaves half a file.
     """
     return IngestionPipeline(
-        transformations=[TextCleaner(), SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP), embedder],
+        transformations=[TextCleaner(), SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP, paragraph_separator="\n\n"), embedder],
         disable_cache=True,
     )
 
 
-def chunk_file(pipeline: IngestionPipeline, source: Path, sections: list[Section]) -> list[TextNode]:
-    """Run ``sections`` of ``source`` through ``pipeline``; return embedded chunks with their citation metadata."""
-    nodes = pipeline.run(documents=_documents(str(source), sections))
-    chunks: list[TextNode] = []
-    for ordinal, node in enumerate(n for n in nodes if isinstance(n, TextNode) and n.text.strip()):
-        node.id_ = chunk_id(str(source), node.metadata.get("page"), ordinal, node.text)
-        node.metadata["char_start"] = node.start_char_idx
-        node.metadata["char_end"] = node.end_char_idx
-        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=str(source))
-        node.relationships.pop(NodeRelationship.PREVIOUS, None)
-        node.relationships.pop(NodeRelationship.NEXT, None)
-        chunks.append(node)
+def chunk_files(pipeline: IngestionPipeline, files: list[tuple[Path, list[Section]]]) -> dict[Path, list[TextNode]]:
+    """Run several files through ``pipeline`` at once (so embedding batches span files).
+
+    Returns each file's embedded chunks, with stable ids and their citation metadata.
+    """
+    documents = [document for source, sections in files for document in _documents(str(source), sections)]
+    chunks: dict[Path, list[TextNode]] = {source: [] for source, _ in files}
+    for node in pipeline.run(documents=documents):
+        if isinstance(node, TextNode) and node.text.strip():
+            chunks[Path(node.metadata["source"])].append(node)
+    for source, nodes in chunks.items():
+        for ordinal, node in enumerate(nodes):
+            node.id_ = chunk_id(str(source), node.metadata.get("page"), ordinal, node.text)
+            node.metadata["char_start"] = node.start_char_idx
+            node.metadata["char_end"] = node.end_char_idx
+            node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=str(source))
+            node.relationships.pop(NodeRelationship.PREVIOUS, None)
+            node.relationships.pop(NodeRelationship.NEXT, None)
     return chunks

@@ -150,8 +150,8 @@ def test_two_ingests_and_a_reader_at_once_duplicate_nothing(data_dir: Path, tmp_
 def test_kill_9_mid_ingest_then_rerun_completes_cleanly(data_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "many"
     folder.mkdir()
-    for n in range(30):
-        (folder / f"doc{n:02}.txt").write_text(long_text(n, paragraphs=1) + f" Unique marker {n}.", encoding="utf-8")
+    for n in range(40):  # about 100,000 characters: two embedding groups, so the kill lands between commits
+        (folder / f"doc{n:02}.txt").write_text(long_text(n, paragraphs=2) + f" Unique marker {n}.", encoding="utf-8")
     db_path = data_dir / "docmind.db"
     process = subprocess.Popen([sys.executable, "-m", "docmind", "ingest", str(folder)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
@@ -169,13 +169,13 @@ def test_kill_9_mid_ingest_then_rerun_completes_cleanly(data_dir: Path, tmp_path
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     documents_at_kill, _ = consistent(db_path)
-    if documents_at_kill >= 30:
+    if documents_at_kill >= 40:
         pytest.fail("the ingest finished before it could be killed; give it more files")
     assert documents_at_kill >= 3
 
     report, result = ingest_json(folder)
     assert result.returncode == 0, result.stderr
     assert report["files_unchanged"] == documents_at_kill
-    assert report["files_new"] == 30 - documents_at_kill
+    assert report["files_new"] == 40 - documents_at_kill
     documents, chunks = consistent(db_path)
-    assert documents == 30 and chunks == sum(d["chunks"] for d in json.loads(run_cli("docs", "list", "--json").stdout))
+    assert documents == 40 and chunks == sum(d["chunks"] for d in json.loads(run_cli("docs", "list", "--json").stdout))

@@ -1,0 +1,256 @@
+"""Ingest benchmark: cold ingest, unchanged re-ingest, one-file edit, and hybrid vs vector-only retrieval.
+
+Run: ``.venv/bin/python tests/benchmarks/bench_ingest.py [--files 320] [--keep DIR]``. Prints one JSON document.
+A generated corpus of mixed file types (PDF, DOCX, PPTX, HTML, Markdown, reStructuredText, text, CSV)
+carries planted facts; questions about them are scored by recall@5 and MRR@10 per category.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.cache.files import make_docx, make_html, make_pdf, make_pptx  # noqa: E402
+
+DOMAINS = {
+    "garden": (["gardener", "volunteer", "grower", "neighbour"], ["waters", "prunes", "inspects", "mulches", "plants"],
+               ["tomato bed", "compost heap", "rose hedge", "seed tray", "greenhouse", "orchard row"],
+               ["early", "shaded", "sandy", "sheltered", "overgrown", "fertile"]),
+    "workshop": (["mechanic", "apprentice", "fitter", "engineer"], ["adjusts", "lubricates", "calibrates", "replaces"],
+                 ["drive belt", "bearing housing", "hydraulic line", "control panel", "pressure valve", "gearbox"],
+                 ["worn", "noisy", "refurbished", "sealed", "misaligned", "spare"]),
+    "kitchen": (["cook", "baker", "pastry chef", "kitchen porter"], ["whisks", "simmers", "seasons", "kneads", "chills"],
+                ["stock pot", "dough", "custard", "braising liquid", "sourdough starter", "spice blend"],
+                ["fragrant", "smooth", "thick", "tangy", "golden", "delicate"]),
+    "office": (["manager", "clerk", "analyst", "auditor"], ["reviews", "files", "approves", "archives", "drafts"],
+               ["expense report", "quarterly budget", "supplier contract", "meeting agenda", "travel request"],
+               ["pending", "revised", "urgent", "confidential", "overdue", "annual"]),
+    "sailing": (["skipper", "deckhand", "navigator", "crew member"], ["trims", "reefs", "coils", "checks", "hoists"],
+                ["mainsail", "jib sheet", "anchor chain", "bilge pump", "tiller", "mooring line"],
+                ["salty", "frayed", "windward", "taut", "new", "heavy"]),
+    "school": (["teacher", "student", "librarian", "head of year"], ["marks", "explains", "borrows", "presents"],
+               ["history essay", "chemistry experiment", "reading list", "timetable", "science fair poster"],
+               ["difficult", "creative", "late", "detailed", "collaborative", "short"]),
+}
+PREPOSITIONS = ["before", "after", "beside", "during", "without", "instead of", "near"]
+TIMES = ["on Monday morning", "every fortnight", "after the rain", "before the inspection", "at dusk", "in winter"]
+
+# Passages and questions that share (almost) no words: vectors should find them, BM25 should struggle.
+PARAPHRASES = [
+    ("Puppies gnaw on sofas and table legs when they are bored or teething.", "Why does my young dog chew the furniture?"),
+    ("Descale the espresso machine every three months with a citric acid solution.", "How often should the coffee maker have its limescale removed?"),
+    ("Wooden chopping boards should be oiled monthly so they do not crack.", "How do I keep a timber cutting board from splitting?"),
+    ("Cyclists should fit a bright rear lamp when riding after sunset.", "What do bike riders need for safety at night?"),
+    ("Bread goes stale faster in the refrigerator than at room temperature.", "Does keeping a loaf in the fridge make it dry out quicker?"),
+    ("Houseplants with yellowing leaves are often watered too much.", "Why are my indoor plants turning pale, maybe overwatering?"),
+    ("A dripping tap usually needs a new washer rather than a new faucet.", "What fixes a leaky kitchen spigot cheaply?"),
+    ("Toddlers sleep better with a consistent evening routine and a dim room.", "How can I help my small child settle down at bedtime?"),
+    ("Cast iron pans rust if they are left to soak in the sink.", "Why did my skillet get orange spots after washing?"),
+    ("Migrating swallows fly south to Africa when autumn arrives.", "Where do these small birds travel when the weather cools?"),
+    ("Shin splints are common among runners who increase mileage too quickly.", "Why do my lower legs ache after jogging much more than usual?"),
+    ("Frozen water pipes can burst because ice expands as it forms.", "What happens to plumbing in a hard frost?"),
+    ("Printer paper jams are often caused by damp or curled sheets.", "Why does my office copier keep getting stuck?"),
+    ("Honey never spoils because its low moisture prevents bacteria from growing.", "Can the sweet stuff bees make go off?"),
+    ("Loud snoring can be a sign of obstructed breathing during sleep.", "Is noisy nighttime breathing a health concern?"),
+    ("Tyre pressure drops in cold weather, so check it when temperatures fall.", "Should I inflate my car wheels more in winter?"),
+    ("Cats knead blankets with their paws as a comforting habit from kittenhood.", "Why does my feline press its feet on soft things?"),
+    ("Solar panels produce less electricity on cloudy days but still generate some.", "Do photovoltaic roofs work when it is overcast?"),
+    ("Onions make eyes water because cutting them releases an irritating gas.", "Why do I cry when chopping that vegetable?"),
+    ("Rechargeable batteries last longer if they are not fully drained each time.", "How do I extend the life of a phone cell?"),
+    ("Hiccups can often be stopped by slowly sipping cold water.", "Any trick to end a spasm of the diaphragm?"),
+    ("Moths are attracted to wool and can ruin sweaters stored in closets.", "What insect eats holes in jumpers kept in the wardrobe?"),
+    ("Sunflowers turn their heads to follow the sun while they are young.", "Do those tall yellow blooms track daylight across the sky?"),
+    ("Bananas ripen faster when kept in a paper bag with an apple.", "How can I speed up fruit getting soft and sweet?"),
+]
+SYLLABLES = ["ka", "lo", "mir", "ven", "tas", "dor", "el", "qui", "ran", "sel", "bo", "thar", "ny", "gal", "or", "pe"]
+MONTHS = ["January", "March", "May", "July", "September", "November"]
+
+
+@dataclass
+class Question:
+    category: str
+    query: str
+    needle: str  # a passage is relevant when its text contains this
+
+
+def name(rng: random.Random) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
+
+
+def filler(rng: random.Random, domain: str, sentences: int) -> str:
+    people, verbs, nouns, adjectives = DOMAINS[domain]
+    out = []
+    for _ in range(sentences):
+        out.append(
+            f"The {rng.choice(adjectives)} {rng.choice(people)} {rng.choice(verbs)} the {rng.choice(nouns)} "
+            f"{rng.choice(PREPOSITIONS)} the {rng.choice(adjectives)} {rng.choice(nouns)} {rng.choice(TIMES)}."
+        )
+    return " ".join(out)
+
+
+def part_number(rng: random.Random) -> str:
+    return f"{rng.choice('BCDFGHJKLMNPQRSTVWXZ')}{rng.choice('BCDFGHJKLMNPQRSTVWXZ')}-{rng.randint(1000, 9999)}-{rng.choice('ABCDEFGH')}"
+
+
+def build_corpus(folder: Path, files: int, seed: int = 7) -> list[Question]:
+    """Write ``files`` mixed documents of about ten chunks each with planted facts; return the questions."""
+    rng = random.Random(seed)
+    questions: list[Question] = []
+    paraphrases = list(PARAPHRASES)
+    kinds = ["pdf", "docx", "pptx", "html", "md", "txt", "rst", "csv"]
+    weights = [20, 15, 10, 15, 12, 14, 7, 7]
+    for index in range(files):
+        kind = rng.choices(kinds, weights)[0] if index >= len(kinds) else kinds[index]
+        domain = rng.choice(list(DOMAINS))
+        paragraphs = [filler(rng, domain, rng.randint(9, 12)) for _ in range(10)]
+        facts = []
+        code = part_number(rng)
+        machine = f"{name(rng)} {rng.choice(DOMAINS['workshop'][2])}"
+        facts.append(f"Replacement gasket {code} fits the {machine} and is stocked in bin {rng.randint(1, 400)}.")
+        questions.append(Question("part_number", code, code))
+        place, month, count = name(rng), rng.choice(MONTHS), rng.randint(12, 480)
+        facts.append(f"The {place} observatory recorded {count} meteors during the {month} shower.")
+        questions.append(Question("named_fact", f"How many meteors did the {place} observatory record in {month}?",
+                                  f"{place} observatory recorded {count}"))
+        if paraphrases and index % 12 == 5:
+            passage, question = paraphrases.pop()
+            facts.append(passage)
+            questions.append(Question("paraphrase", question, passage[:40]))
+        for fact in facts:
+            at = rng.randrange(len(paragraphs))
+            sentences = paragraphs[at].split(". ")
+            sentences.insert(rng.randrange(len(sentences)), fact.rstrip("."))
+            paragraphs[at] = ". ".join(sentences)
+        write(folder / f"{domain}-{index:03}.{kind}", kind, f"{domain.title()} notes {index}", paragraphs)
+    (folder / ".hidden-notes.txt").write_text("hidden")
+    (folder / "scan.jpg").write_bytes(b"\xff\xd8\xff")
+    return questions
+
+
+def write(path: Path, kind: str, title: str, paragraphs: list[str]) -> None:
+    if kind == "pdf":
+        make_pdf(path, [" ".join(paragraphs[i : i + 2]) for i in range(0, len(paragraphs), 2)])
+    elif kind == "docx":
+        make_docx(path, [title, *paragraphs])
+    elif kind == "pptx":
+        make_pptx(path, [f"{title}. {p}" for p in paragraphs])
+    elif kind == "html":
+        make_html(path, title, "</p><p>".join(paragraphs))
+    elif kind == "md":
+        path.write_text(f"# {title}\n\n" + "\n\n".join(paragraphs), encoding="utf-8")
+    elif kind == "rst":
+        path.write_text(f"{title}\n{'=' * len(title)}\n\n" + "\n\n".join(paragraphs), encoding="utf-8")
+    elif kind == "txt":
+        encoding = "cp1252" if path.stem.endswith("7") else "utf-8"
+        path.write_text(f"{title}\n\n" + "\n\n".join(paragraphs), encoding=encoding)
+    elif kind == "csv":
+        rows = ["id,topic,note"] + [f'{i},{title},"{p}"' for i, p in enumerate(paragraphs)]
+        path.write_text("\n".join(rows), encoding="utf-8")
+
+
+def score(searcher, questions: list[Question], mode: str) -> dict[str, dict[str, float]]:
+    by_category: dict[str, list[tuple[bool, float]]] = {}
+    for question in questions:
+        results = searcher.search(question.query, 10, mode=mode)
+        ranks = [rank for rank, c in enumerate(results, start=1) if question.needle in c.text]
+        first = ranks[0] if ranks else None
+        by_category.setdefault(question.category, []).append((first is not None and first <= 5, 1 / first if first else 0.0))
+    by_category["all"] = [item for items in by_category.values() for item in items]
+    return {
+        category: {"questions": len(items), "recall@5": round(sum(h for h, _ in items) / len(items), 4),
+                   "mrr@10": round(sum(r for _, r in items) / len(items), 4)}
+        for category, items in by_category.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=320)
+    parser.add_argument("--keep", type=Path, help="build the corpus and database here instead of a temp dir")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="docmind-bench-"))
+    corpus, data = root / "corpus", root / "data"
+    corpus.mkdir(parents=True, exist_ok=True)
+    os.environ["DOCMIND_DATA_DIR"] = str(data)
+
+    started = time.perf_counter()
+    questions = build_corpus(corpus, args.files)
+    generate_seconds = time.perf_counter() - started
+
+    from docmind.cache import Ingestor, Searcher
+    from docmind.config import load_settings
+
+    settings = load_settings(data_dir=data)
+    ingestor = Ingestor(settings)
+    cold = ingestor.ingest([corpus])
+    unchanged = Ingestor(settings).ingest([corpus])
+    cli_started = time.perf_counter()
+    cli = subprocess.run([sys.executable, "-m", "docmind", "ingest", str(corpus), "--json"],
+                         capture_output=True, text=True, env=os.environ.copy())
+    cli_unchanged_seconds = time.perf_counter() - cli_started
+
+    edited = sorted(corpus.glob("*.md"))[0]
+    text = edited.read_text(encoding="utf-8")
+    paragraphs = text.split("\n\n")
+    paragraphs[3] = "This paragraph was rewritten for the benchmark: the storeroom moved to the east wing. " * 3
+    edited.write_text("\n\n".join(paragraphs), encoding="utf-8")
+    edit = ingestor.ingest([corpus])
+
+    searcher = Searcher(settings)
+    searcher.search("warm up", 1)  # load the model before timing queries
+    query_started = time.perf_counter()
+    hybrid = score(searcher, questions, "hybrid")
+    hybrid_query_ms = (time.perf_counter() - query_started) / len(questions) * 1000
+    vector = score(searcher, questions, "vector")
+    keyword = score(searcher, questions, "keyword")
+
+    chunks = cold.chunks_added
+    result = {
+        "benchmark": "ingest",
+        "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+        "corpus": {
+            "files": args.files, "chunks": chunks, "generate_seconds": round(generate_seconds, 1),
+            "by_type": {kind: len(list(corpus.glob(f"*.{kind}"))) for kind in
+                        ("pdf", "docx", "pptx", "html", "md", "txt", "rst", "csv")},
+            "failed": len(cold.files_failed), "skipped": cold.files_skipped,
+        },
+        "cold": {"seconds": round(cold.seconds, 2), "chunks_per_second": round(chunks / cold.seconds, 1),
+                 "embeddings_computed": cold.embeddings_computed,
+                 "embedding_seconds": round(cold.embedding_seconds, 2),
+                 "embedding_share": round(cold.embedding_seconds / cold.seconds, 3)},
+        "unchanged": {"seconds": round(unchanged.seconds, 3), "share_of_cold": round(unchanged.seconds / cold.seconds, 5),
+                      "files_unchanged": unchanged.files_unchanged, "embeddings_computed": unchanged.embeddings_computed,
+                      "cli_process_seconds": round(cli_unchanged_seconds, 2),
+                      "cli_ok": cli.returncode == 0 and json.loads(cli.stdout)["embeddings_computed"] == 0},
+        "one_file_edit": {"seconds": round(edit.seconds, 3), "share_of_cold": round(edit.seconds / cold.seconds, 5),
+                          "files_changed": edit.files_changed, "chunks_added": edit.chunks_added,
+                          "chunks_removed": edit.chunks_removed, "embeddings_computed": edit.embeddings_computed},
+        "retrieval": {"hybrid": hybrid, "vector_only": vector, "keyword_only": keyword,
+                      "hybrid_ms_per_query": round(hybrid_query_ms, 1),
+                      "hybrid_not_worse_in_any_category": all(
+                          hybrid[c]["recall@5"] >= vector[c]["recall@5"] and hybrid[c]["mrr@10"] >= vector[c]["mrr@10"]
+                          for c in hybrid)},
+        "goals": {"unchanged_le_1pct": unchanged.seconds <= 0.01 * cold.seconds,
+                  "edit_le_5pct": edit.seconds <= 0.05 * cold.seconds,
+                  "edit_embeds_only_changed_chunks": edit.embeddings_computed <= edit.chunks_added,
+                  "corpus_ge_300_files_3000_chunks": args.files >= 300 and chunks >= 3000},
+    }
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
