@@ -1,8 +1,9 @@
 """One generation engine for every session: concurrent requests share each decoding step.
 
 A single worker thread owns the model. Each new request is prefilled on its own (reusing the KV cache
-of an earlier prompt that shares its prefix, such as the previous turn of the same chat), then joins
-the running batch: its KV rows are left-padded to the batch length. Every step decodes one token for
+of an earlier prompt that shares its prefix, such as the previous turn of the same chat; while other
+requests are decoding, in chunks of ``prefill_chunk`` tokens between their steps), then joins the
+running batch: its KV rows are left-padded to the batch length. Every step decodes one token for
 all rows at once; a row leaves when it stops, hits ``max_new_tokens``, is cancelled or fails, and its
 KV is kept for the next turn. This is static batching with rows joining and leaving (measured 4.7x
 decode at batch 5 on CPU against 2.3x for transformers' continuous batching, STACK.md).
@@ -197,6 +198,16 @@ class _Row:
 
 
 @dataclass
+class _Prefill:
+    """A request whose prompt is being run through the model, chunk by chunk."""
+
+    row: _Row
+    cache: Any
+    done: int
+    """Prompt tokens already in ``cache``."""
+
+
+@dataclass
 class _PrefixEntry:
     ids: tuple[int, ...]
     kv: list[tuple[Any, Any]]
@@ -247,10 +258,11 @@ class GenerationEngine:
     """Serves all generation requests from one model, batching concurrent ones step by step."""
 
     def __init__(self, model: Any, tokenizer: Any, *, context_window: int | None = None, max_batch: int = 8,
-                 prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES) -> None:
+                 prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES, prefill_chunk: int = 256) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch = max_batch
+        self.prefill_chunk = prefill_chunk
         config_window = getattr(model.config, "max_position_embeddings", None) or 32768
         self.context_window = min(context_window or config_window, config_window)
         self.default_stop_ids = _stop_ids(model, tokenizer)
@@ -259,6 +271,7 @@ class GenerationEngine:
         self._pending: collections.deque[RequestHandle] = collections.deque()
         self._rows: list[_Row] = []
         self._cache: Any = None
+        self._prefilling: _Prefill | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
@@ -333,21 +346,36 @@ class GenerationEngine:
         with torch.inference_mode():
             while self._intake():
                 self._drop_cancelled()
-                while self._pending and len(self._rows) < self.max_batch:
-                    self._admit(self._pending.popleft())
+                self._prefill_some()
                 if self._rows:
                     self.peak_batch = max(self.peak_batch, len(self._rows))
                     self._decode_step()
         error = EngineStoppedError("The generation engine was shut down before this request finished.")
         for row in self._rows:
             row.handle._finish(None, error)
+        if self._prefilling is not None:
+            self._prefilling.row.handle._finish(None, error)
         for handle in self._pending:
             handle._finish(None, error)
-        self._rows, self._cache = [], None
+        self._rows, self._cache, self._prefilling = [], None, None
+
+    def _prefill_some(self) -> None:
+        """Prefill waiting prompts: all of them when nothing is decoding, else about ``prefill_chunk``
+        tokens per step, so a long prompt does not freeze the other streams."""
+        budget = self.prefill_chunk if self._rows else None
+        while budget is None or budget > 0:
+            if self._prefilling is None:
+                if not self._pending or len(self._rows) >= self.max_batch:
+                    return
+                self._prefilling = self._start_prefill(self._pending.popleft())
+                continue
+            done = self._prefill_chunk(self._prefilling, budget)
+            if budget is not None:
+                budget -= done
 
     def _intake(self) -> bool:
         """Move submitted requests to the pending queue; wait when idle. False means shut down."""
-        block = not self._rows and not self._pending
+        block = not self._rows and not self._pending and self._prefilling is None
         while True:
             try:
                 handle = self._incoming.get(block=block)
@@ -358,13 +386,14 @@ class GenerationEngine:
             self._pending.append(handle)
             block = False
 
-    def _admit(self, handle: RequestHandle) -> None:
+    def _start_prefill(self, handle: RequestHandle) -> _Prefill | None:
+        """Set up a request's row and KV cache, reusing the longest cached prefix of its prompt."""
         import torch
         from transformers import DynamicCache
 
         if handle.cancelled:
             handle._finish(self._result(None, handle, "cancelled"))
-            return
+            return None
         request, ids = handle.request, handle.prompt_ids
         generator = None
         if request.temperature > 0:
@@ -372,29 +401,48 @@ class GenerationEngine:
         row = _Row(handle=handle, stop_ids=frozenset(request.stop_token_ids or self.default_stop_ids),
                    cached_ids=list(ids), detok=_Detokenizer(self.tokenizer), generator=generator,
                    started=time.perf_counter())
+        entry, reused = self._prefix.lookup(ids)
+        cache = DynamicCache(config=self.model.config)
+        if entry is not None:
+            cache = DynamicCache(ddp_cache_data=[(k[:, :, :reused], v[:, :, :reused]) for k, v in entry.kv],
+                                 config=self.model.config)
+        row.cached_prompt_tokens = reused
+        return _Prefill(row, cache, reused)
+
+    def _prefill_chunk(self, prefill: _Prefill, budget: int | None) -> int:
+        """Run up to ``budget`` prompt tokens (all if None); on the last chunk sample the first token
+        and move the row into the batch. Returns the number of tokens processed."""
+        import torch
+
+        row, ids = prefill.row, prefill.row.handle.prompt_ids
+        if row.handle.cancelled:
+            self._prefilling = None
+            row.handle._finish(self._result(None, row.handle, "cancelled"))
+            return 0
+        end = len(ids) if budget is None else min(len(ids), prefill.done + max(budget, 1))
+        device = self.model.device
         try:
-            entry, reused = self._prefix.lookup(ids)
-            cache = DynamicCache(config=self.model.config)
-            if entry is not None:
-                cache = DynamicCache(ddp_cache_data=[(k[:, :, :reused], v[:, :, :reused]) for k, v in entry.kv],
-                                     config=self.model.config)
-            device = self.model.device
             out = self.model(
-                input_ids=torch.tensor([ids[reused:]], device=device),
-                attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=device),
-                position_ids=torch.arange(reused, len(ids), device=device).unsqueeze(0),
-                cache=cache, use_cache=True, logits_to_keep=1,
+                input_ids=torch.tensor([ids[prefill.done:end]], device=device),
+                attention_mask=torch.ones(1, end, dtype=torch.long, device=device),
+                position_ids=torch.arange(prefill.done, end, device=device).unsqueeze(0),
+                cache=prefill.cache, use_cache=True, logits_to_keep=1,
             )
         except Exception as error:  # noqa: BLE001 - reported to this request only
-            log.exception("prefill failed for request %s", handle.id)
-            handle._finish(None, error)
-            return
-        row.cached_prompt_tokens = reused
+            log.exception("prefill failed for request %s", row.handle.id)
+            self._prefilling = None
+            row.handle._finish(None, error)
+            return end - prefill.done
+        processed, prefill.done = end - prefill.done, end
+        if end < len(ids):
+            return processed
+        self._prefilling = None
         self._accept_token(row, self._sample(out.logits[0, -1], row))
         if row.finish_reason:
-            self._retire(row, [(layer.keys, layer.values) for layer in cache.layers])
-            return
-        self._join(row, cache)
+            self._retire(row, [(layer.keys, layer.values) for layer in prefill.cache.layers])
+        else:
+            self._join(row, prefill.cache)
+        return processed
 
     def _join(self, row: _Row, cache: Any) -> None:
         if self._cache is None:

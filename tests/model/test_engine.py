@@ -155,3 +155,28 @@ async def test_closing_an_async_stream_cancels_the_request(engine: GenerationEng
         break
     result = await asyncio.to_thread(handle.wait, 30)
     assert result.finish_reason == "cancelled"
+
+
+def test_long_prompt_is_prefilled_in_chunks_while_others_stream(loaded_tiny, chat_prompts, engine) -> None:
+    long_prompt = engine.tokenize(chat_prompts[2]) * 40
+    alone = engine.generate(_greedy(long_prompt, n=8))
+    chunked = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefill_chunk=32, prefix_cache_bytes=0)
+    try:
+        streaming = chunked.submit(GenerationRequest(chat_prompts[0], max_new_tokens=400, stop_token_ids=(-1,)))
+        times: list[float] = []
+        reader = threading.Thread(target=lambda: times.extend(time.perf_counter() for _ in streaming))
+        reader.start()
+        while len(times) < 3:
+            time.sleep(0.001)
+        submitted = time.perf_counter()
+        long = chunked.submit(_greedy(long_prompt, n=8))
+        result = long.wait(60)
+        first_token_at = submitted + result.first_token_seconds
+        streaming.cancel()
+        reader.join(30)
+    finally:
+        chunked.shutdown()
+    during = [t for t in times if submitted < t < first_token_at]
+    # one decode step per 32-token chunk; some steps add no text (incomplete UTF-8 held back)
+    assert len(during) >= len(long_prompt) // 32 // 2, "the running stream kept decoding during the long prefill"
+    assert result.token_ids == alone.token_ids
