@@ -145,7 +145,7 @@ def _model_from_cache(path: Path, cache: Path, plan: LoadPlan) -> Any:
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
     saved = torch.load(cache, weights_only=True, mmap=True, map_location=_torch_device(plan))
-    config = AutoConfig.from_pretrained(path)
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, plan.dtype))
     model.load_state_dict(saved["state_dict"], assign=True, strict=True)
@@ -155,7 +155,7 @@ def _model_from_cache(path: Path, cache: Path, plan: LoadPlan) -> Any:
     if model.config.tie_word_embeddings and model.get_output_embeddings() is not None:
         model.get_output_embeddings().weight = model.get_input_embeddings().weight
     if (path / "generation_config.json").is_file():
-        model.generation_config = GenerationConfig.from_pretrained(path)
+        model.generation_config = GenerationConfig.from_pretrained(path, local_files_only=True)
     return model.eval()
 
 
@@ -195,7 +195,6 @@ def _torch_device(plan: LoadPlan) -> str:
 def load_model(settings: Settings, *, hardware: Hardware | None = None, plan: LoadPlan | None = None) -> LoadedModel:
     """Check, plan and load the model that settings choose; quantize it (or reuse the cached quantization)."""
     os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # from here on nothing is fetched
     started = time.perf_counter()
     choice = resolve_model(settings)
     check_model_files(choice)
@@ -223,7 +222,8 @@ def load_model(settings: Settings, *, hardware: Hardware | None = None, plan: Lo
         llm = HuggingFaceLLM(
             model_name=str(choice.path), tokenizer_name=str(choice.path), model=model,
             device_map=_torch_device(plan) if plan.device != "cpu" else "auto",
-            model_kwargs={"dtype": getattr(torch, plan.dtype)},
+            model_kwargs={"dtype": getattr(torch, plan.dtype), "local_files_only": True},
+            tokenizer_kwargs={"local_files_only": True},  # offline from here on, like HF_HUB_OFFLINE=1
             context_window=window, is_chat_model=True,
             messages_to_prompt=lambda messages: "\n".join(f"{m.role.value}: {m.content}" for m in messages),
         )

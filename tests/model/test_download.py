@@ -189,3 +189,14 @@ def test_offline_mode_refuses_with_a_clear_message(hub: FakeHub, data_dir: Path)
     out = subprocess.run([sys.executable, "-m", "docmind", "model", "download"], env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 1 and "HF_HUB_OFFLINE" in out.stderr
+
+
+def test_downloaded_model_loads_with_the_hub_gone(tiny_model_dir: Path, data_dir: Path) -> None:
+    with FakeHub(REPO, tiny_model_dir) as server:
+        assert _cli(server, data_dir, "download").returncode == 0
+        env = _env(server, data_dir)  # HF_ENDPOINT now points at a closed port; HF_HUB_OFFLINE=0
+    code = ("from docmind.config import load_settings; from docmind.model.loading import load_model; "
+            "m = load_model(load_settings()); print(m.choice.name, m.choice.local)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [REPO, "False"]
