@@ -113,11 +113,17 @@ class RequestHandle:
         return item
 
     def __iter__(self) -> Iterator[str]:
-        while True:
-            delta = self._take(self._events.get())
-            if delta is None:
-                return
-            yield delta
+        done = False
+        try:
+            while True:
+                delta = self._take(self._events.get())
+                if delta is None:
+                    done = True
+                    return
+                yield delta
+        finally:
+            if not done:
+                self.cancel()
 
     async def __aiter__(self) -> AsyncIterator[str]:
         self._loop = asyncio.get_running_loop()
@@ -364,6 +370,8 @@ class GenerationEngine:
         tokens per step, so a long prompt does not freeze the other streams."""
         budget = self.prefill_chunk if self._rows else None
         while budget is None or budget > 0:
+            if budget is None and self._rows:
+                budget = self.prefill_chunk  # a row is decoding now: give it its turn
             if self._prefilling is None:
                 if not self._pending or len(self._rows) >= self.max_batch:
                     return
