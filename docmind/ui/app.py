@@ -36,6 +36,6 @@ def build_app(context: AppContext) -> gr.Blocks:
 
 
 def _first_tab(context: AppContext) -> gr.Tabs:
-    """Open on the Model tab while no model is on disk (and none is downloading), else on Chat."""
+    """Open on the Model tab while no model is on disk (the page opens on Chat otherwise)."""
     missing = context.model.status.phase is ModelPhase.MISSING
-    return gr.Tabs(selected="model" if missing else "chat")
+    return gr.Tabs(selected="model") if missing else gr.skip()

@@ -6,18 +6,24 @@ Each browser tab keeps its own session id in a hidden textbox, so several tabs c
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import gradio as gr
 
-from docmind.agent.chat import ChatService, ModelHandle, load_model_handle
 from docmind.agent.sessions import Sessions
 from docmind.config import Settings
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import user_message
 from docmind.ui.transcript import TurnView, history_from_stored
+
+if TYPE_CHECKING:
+    from docmind.agent.chat import ChatService, ModelHandle
 
 log = logging.getLogger(__name__)
 
@@ -30,40 +36,54 @@ LOADING_NOTICE = "The model is still loading; the answer starts as soon as it is
 
 def _fast_model_handle(settings: Settings) -> ModelHandle:
     """The shared engine with thinking switched off (models that always think ignore the switch)."""
+    from docmind.agent.chat import load_model_handle
+
     handle = load_model_handle(settings)
     handle.llm.enable_thinking = False
     return handle
 
 
-@dataclass
 class Chatter:
-    """The two ways to answer (thinking or fast), over one shared model engine."""
+    """The two ways to answer (thinking or fast) over one shared model engine.
 
-    thinking: ChatService
-    fast: ChatService
+    The agent (and with it LlamaIndex) is imported on first use, after the page is served.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._services: tuple[ChatService, ChatService] | None = None
 
     @classmethod
     def create(cls, context: AppContext) -> Chatter:
-        chatter = cls(*cls._services(context.settings))
+        chatter = cls(context.settings)
         context.on_settings_change(chatter.use_settings)
+        context.after_start(chatter.service)
         return chatter
 
-    @staticmethod
-    def _services(settings: Settings) -> tuple[ChatService, ChatService]:
-        return ChatService(settings), ChatService(settings, model_loader=_fast_model_handle)
+    def service(self, think: bool = True) -> ChatService:
+        with self._lock:
+            if self._services is None:
+                from docmind.agent.chat import ChatService
+
+                self._services = (ChatService(self._settings),
+                                  ChatService(self._settings, model_loader=_fast_model_handle))
+            return self._services[0 if think else 1]
 
     def use_settings(self, settings: Settings) -> None:
         """Answer with the model of new settings from the next turn on."""
-        self.thinking, self.fast = self._services(settings)
+        with self._lock:
+            self._settings = settings
+            self._services = None
 
     async def turn(self, context: AppContext, question: str, session_id: str, think: bool) -> AsyncIterator[TurnView]:
         """Stream one turn as a growing ``TurnView``; errors end up in ``view.error``, never raised."""
         view = TurnView(question=question, session_id=session_id)
         if context.model.status.phase is ModelPhase.LOADING:
             view.notices.append(LOADING_NOTICE)
-        service = self.thinking if think else self.fast
         last = 0.0
         try:
+            service = await asyncio.to_thread(self.service, think)
             async for event in service.chat(session_id or None, question):
                 view.apply(event)
                 now = time.monotonic()

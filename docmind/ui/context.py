@@ -113,6 +113,7 @@ class AppContext:
     library_dir: Path
     download: ModelDownload = field(init=False)
     _listeners: list[Callable[[Settings], None]] = field(default_factory=list)
+    _warm_ups: list[Callable[[], object]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.download = ModelDownload(self.settings, on_done=self.model_downloaded)
@@ -120,6 +121,23 @@ class AppContext:
     def on_settings_change(self, listener: Callable[[Settings], None]) -> None:
         """Call ``listener`` with the new settings whenever the user picks another model."""
         self._listeners.append(listener)
+
+    def after_start(self, warm_up: Callable[[], object]) -> None:
+        """Run ``warm_up`` in the background once the page is served (slow imports, caches)."""
+        self._warm_ups.append(warm_up)
+
+    def started(self) -> None:
+        """The server is up: load the model and run the warm-ups, all in the background."""
+        self.model.start_loading()
+
+        def warm() -> None:
+            for warm_up in self._warm_ups:
+                try:
+                    warm_up()
+                except Exception:  # a warm-up is an optimisation; its failure shows up on first real use
+                    log.exception("warm-up %s failed", warm_up)
+
+        threading.Thread(target=warm, name="docmind-warm-up", daemon=True).start()
 
     def switch_settings(self, settings: Settings) -> None:
         """Use new settings (another model) everywhere and load that model in the background."""

@@ -126,7 +126,7 @@ def serve(
     )
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     log.info("DocMind is running at %s (gradio reports %s)", url, local_url)
-    context.model.start_loading()
+    context.started()
     if open_browser:
         webbrowser.open(url)
     return RunningApp(url=url, host=host, port=port, demo=demo, context=context)

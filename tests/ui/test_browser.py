@@ -23,9 +23,41 @@ QUESTION = "What does the Zorblax warranty cover?"
 WAIT_MS = 60_000
 
 
+class _Throttled:
+    """A socket writer that sends 8 KB every 40 ms, so a download lasts long enough to pause it."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+
+    def write(self, data: bytes) -> int:
+        for start in range(0, len(data), 8192):
+            self.raw.write(data[start:start + 8192])
+            self.raw.flush()
+            time.sleep(0.04)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.raw, name)
+
+
+class SlowHub(FakeHub):
+    def _handler(self):
+        base = super()._handler()
+
+        class Slow(base):
+            def setup(self) -> None:
+                super().setup()
+                self.wfile = _Throttled(self.wfile)
+
+        return Slow
+
+
 @pytest.fixture(scope="module")
 def fake_hub(tiny_model_dir: Path) -> Iterator[FakeHub]:
-    with FakeHub(HUB_MODEL, tiny_model_dir) as hub:
+    with SlowHub(HUB_MODEL, tiny_model_dir) as hub:
         yield hub
 
 
@@ -140,13 +172,21 @@ def test_without_a_model_the_answer_is_a_labelled_search_result_with_citations(p
     page.screenshot(path=artifacts / "04-search-result-citation.png", full_page=True)
 
 
-def test_download_the_model_then_chat_opens(page, fake_hub: FakeHub, artifacts: Path) -> None:
+def test_download_pause_and_resume_then_chat_opens(page, fake_hub: FakeHub, artifacts: Path) -> None:
     page.get_by_role("tab", name="Model").click()
     page.get_by_text("Qwen3 0.6B (fastest, weakest)").click()
     page.locator("#docmind-download").click()
+    progress = page.locator("#docmind-download-progress")
+    progress.get_by_text("left").wait_for()  # bytes, speed and time left
+    page.screenshot(path=artifacts / "05a-downloading.png", full_page=True)
+    page.locator("#docmind-pause").click()
+    progress.get_by_text("Paused").wait_for()
+    assert page.locator("#docmind-download").inner_text().strip() == "Resume"
+    page.locator("#docmind-download").click()
     page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]').innerText.trim() == 'Chat'",
                            timeout=WAIT_MS * 2)
-    assert sum(fake_hub.sent.values()) > 0, "nothing was downloaded from the hub"
+    resumed = [r for r in fake_hub.requests if r[0] == "GET" and r[2] and r[2] != "bytes=0-"]
+    assert resumed, f"the download restarted instead of resuming: {fake_hub.requests}"
     page.locator("#docmind-status").get_by_text("ready").wait_for()
     page.get_by_role("tab", name="Model").click()
     assert "100%" in page.locator("#docmind-download-progress").inner_text()
@@ -162,6 +202,16 @@ def test_the_model_streams_its_answer(page, artifacts: Path) -> None:
     assert "Summarise the warranty terms" in seen[-1]
     assert "Traceback" not in seen[-1] and "Something went wrong" not in seen[-1]
     page.screenshot(path=artifacts / "06-streamed-answer.png", full_page=True)
+
+
+def test_regenerate_answers_the_last_question_again(page) -> None:
+    question = "Summarise the warranty terms"
+    page.evaluate(_RECORD_RENDERS)
+    page.locator("#docmind-regenerate").click()
+    page.wait_for_function(f"() => window.__renders.some(text => !text.includes({question!r}))")  # turn dropped
+    page.locator("#docmind-chatbot").get_by_text(question).wait_for()
+    page.locator("#docmind-send").wait_for(state="visible")
+    assert page.locator("#docmind-chatbot").inner_text().count(question) == 1
 
 
 def test_after_reload_the_session_is_listed_and_exports(page, artifacts: Path) -> None:

@@ -1,0 +1,70 @@
+"""How turns and saved sessions become Chatbot messages: thinking collapsed, sources numbered and openable."""
+
+from __future__ import annotations
+
+from docmind.agent.citations import Passage
+from docmind.agent.events import AnswerReset, AnswerToken, Citations, Done, Notice, ThinkingToken, ToolCalled, TurnStarted
+from docmind.storage.sessions import STATUS_INTERRUPTED, StoredMessage
+from docmind.ui.transcript import INTERRUPTED, TurnView, history_from_stored
+
+PASSAGE = Passage(1, "/docs/report.pdf", 3, "Revenue grew 12% in 2025.", 0.9)
+
+
+def _thoughts(messages: list[dict]) -> dict[str, dict]:
+    return {m["metadata"]["title"]: m for m in messages if m.get("metadata")}
+
+
+def test_a_streaming_turn_shows_pending_thinking_then_the_answer_with_sources() -> None:
+    view = TurnView(question="How did revenue change?")
+    view.apply(TurnStarted("s1", "How did revenue change?"))
+    view.apply(ThinkingToken("Let me search. "))
+    thinking = _thoughts(view.messages())["Thinking"]
+    assert thinking["metadata"]["status"] == "pending" and thinking["content"] == "Let me search."
+
+    view.apply(ToolCalled("search_documents", {"query": "revenue"}))
+    view.apply(AnswerToken("Draft"))
+    view.apply(AnswerReset())
+    view.apply(AnswerToken("Revenue grew 12% [1]."))
+    view.apply(Citations([PASSAGE]))
+    view.apply(Done("s1", "Revenue grew 12% [1].", "Let me search.", [PASSAGE], 40, 9, 1.0))
+    messages = view.messages()
+    thoughts = _thoughts(messages)
+    assert messages[0] == {"role": "user", "content": "How did revenue change?"}
+    assert thoughts["Thinking"]["metadata"]["status"] == "done"
+    assert thoughts["Searched your documents"]["content"] == "search_documents: revenue"
+    assert [m["content"] for m in messages if m["role"] == "assistant" and not m.get("metadata")] == [
+        "Revenue grew 12% [1]."
+    ]
+    source = thoughts["[1] report.pdf · page 3"]
+    assert source["metadata"]["parent_id"] == thoughts["Sources (1)"]["metadata"]["id"]
+    assert "Revenue grew 12% in 2025." in source["content"] and "/docs/report.pdf" in source["content"]
+    assert view.result() | {"citations": []} == {
+        "session": "s1", "answer": "Revenue grew 12% [1].", "thinking": "Let me search.", "citations": [],
+        "notices": [], "mode": "agent", "prompt_tokens": 40, "completion_tokens": 9, "done": True, "error": "",
+    }
+
+
+def test_notices_show_while_streaming_and_errors_and_stops_are_visible() -> None:
+    view = TurnView(question="q")
+    view.apply(Notice("no-model", "No model yet."))
+    assert "_No model yet._" in view.messages()[-1]["content"]
+    view.stopped = True
+    view.error = "The question is empty: type a question first."
+    content = view.messages()[-1]["content"]
+    assert INTERRUPTED in content and "⚠ The question is empty" in content
+
+
+def test_a_saved_session_reloads_with_thinking_sources_and_interruptions() -> None:
+    citation = {"number": 1, "source": "/docs/notes.md", "page": None, "text": "Call Ada."}
+    stored = [
+        StoredMessage("user", "Who do I call?"),
+        StoredMessage("assistant", "Call Ada [1].", thinking="Looking.", extra={"citations": [citation]}),
+        StoredMessage("user", "And then?"),
+        StoredMessage("assistant", "Then", status=STATUS_INTERRUPTED),
+    ]
+    history = history_from_stored(stored)
+    thoughts = _thoughts(history)
+    assert thoughts["Thinking"]["metadata"]["status"] == "done" and thoughts["Thinking"]["content"] == "Looking."
+    assert "[1] notes.md" in thoughts
+    plain = [m["content"] for m in history if not m.get("metadata")]
+    assert plain == ["Who do I call?", "Call Ada [1].", "And then?", f"Then\n\n{INTERRUPTED}"]
