@@ -27,10 +27,14 @@ EXCLUDED_PATTERNS = (
 )
 
 
+# Needed despite the patterns above: ``import torch`` checks that this helper exists.
+KEPT = ("torch/bin/torch_shm_manager",)
+
+
 def is_excluded(dest: str) -> bool:
     """True for a bundle entry that is not needed at run time."""
     dest = dest.replace(os.sep, "/")
-    return any(fnmatch.fnmatch(dest, pattern) for pattern in EXCLUDED_PATTERNS)
+    return dest not in KEPT and any(fnmatch.fnmatch(dest, pattern) for pattern in EXCLUDED_PATTERNS)
 
 
 def without_unneeded(toc):
