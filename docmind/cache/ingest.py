@@ -261,13 +261,13 @@ class Ingestor:
 
     def _store(self, conn: sqlite3.Connection, path: Path, digest: str, size: int, chunks: list[TextNode]) -> tuple[int, int]:
         """Replace the file's chunks and upsert its ``documents`` row, inside the caller's transaction."""
-        from docmind.storage.vectors import _UPSERT, _chunk_row
+        from docmind.storage.vectors import upsert_chunks
 
         source = str(path)
         old = Counter(row[0] for row in conn.execute("SELECT text FROM chunks WHERE source = ?", (source,)))
         new = Counter(chunk.text for chunk in chunks)
         conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
-        conn.executemany(_UPSERT, [_chunk_row(chunk) for chunk in chunks])
+        upsert_chunks(conn, chunks)
         conn.execute(
             """INSERT INTO documents (source, sha256, size, mtime, chunks, embed_model, ingested_at)
                VALUES (?, ?, ?, ?, ?, ?, ?)

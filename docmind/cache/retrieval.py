@@ -25,14 +25,6 @@ log = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very first ranks
 SearchMode = Literal["hybrid", "vector", "keyword"]
-STOP_WORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further had has have having he her
-    here hers him his how i if in into is it its itself just me more most my no nor not now of off on once only
-    or other our ours out over own same she should so some such than that the their theirs them then there
-    these they this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours""".split()
-)
 
 
 @dataclass(frozen=True)
@@ -90,8 +82,8 @@ def reciprocal_rank_fusion(
 
 
 def query_terms(text: str) -> set[str]:
-    """The words of ``text`` that carry meaning: lower-cased, English stop words removed."""
-    return {word for word in re.findall(r"\w+", text.casefold()) if word not in STOP_WORDS}
+    """The words of ``text`` that keyword search uses (lower-cased, stop words dropped, as ``fts_query``)."""
+    return set(re.findall(r'"([^"]+)"', fts_query(text)))
 
 
 def _with_score(citation: Citation, score: float) -> Citation:

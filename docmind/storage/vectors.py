@@ -117,9 +117,8 @@ class SQLiteVectorStore(BasePydanticVectorStore):
 
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         """Insert or replace ``nodes`` (matched by node id) in one transaction."""
-        rows = [_chunk_row(node) for node in nodes]
-        if rows:
-            self._db.write(lambda conn: conn.executemany(_UPSERT, rows))
+        if nodes:
+            self._db.write(lambda conn: upsert_chunks(conn, nodes))
         return [node.node_id for node in nodes]
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
@@ -275,6 +274,11 @@ def _stopwords() -> frozenset[str]:
 
 
 # ----- rows and nodes -----
+
+
+def upsert_chunks(conn: sqlite3.Connection, nodes: Sequence[BaseNode]) -> None:
+    """Insert or replace ``nodes`` inside the caller's transaction, to commit them with other rows."""
+    conn.executemany(_UPSERT, [_chunk_row(node) for node in nodes])
 
 
 def _chunk_row(node: BaseNode) -> tuple:
