@@ -78,6 +78,7 @@ def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
         )
     started = time.monotonic()
     print(f"DocMind: first start of this version, unpacking into {target} ...", file=sys.stderr, flush=True)
+    shutil.rmtree(target, ignore_errors=True)  # an incomplete copy (its removal was interrupted)
     staging = Path(tempfile.mkdtemp(prefix=_UNPACKING_PREFIX, dir=root))
     try:
         with open(executable, "rb") as file:
@@ -87,14 +88,11 @@ def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
                 archive.extractall(staging, filter="data")
         (staging / COMPLETE_MARKER).write_text(payload.build_id)
         os.replace(staging, target)
-    except FileExistsError:
-        pass  # another first start finished the same build first: use theirs
     except OSError as error:
-        raise UnpackError(f"could not unpack DocMind into {root}: {error}. Check free space and permissions.")
+        if not (target / COMPLETE_MARKER).is_file():  # else another first start just finished it: use theirs
+            raise UnpackError(f"could not unpack DocMind into {root}: {error}. Check free space and permissions.")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if not (target / COMPLETE_MARKER).is_file():
-        raise UnpackError(f"could not unpack DocMind into {target}: start DocMind again.")
     print(f"DocMind: unpacked in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     _remove_other_builds(root, keep=target)
     return target
@@ -102,10 +100,14 @@ def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
 
 def _remove_other_builds(root: Path, keep: Path) -> None:
     """Delete older unpacked builds and abandoned half-unpacked folders."""
-    for entry in root.iterdir():
-        abandoned = time.time() - entry.stat().st_mtime > _STALE_UNPACK_S
-        if entry != keep and (not entry.name.startswith(_UNPACKING_PREFIX) or abandoned):
-            shutil.rmtree(entry, ignore_errors=True)
+    for entry in filter(Path.is_dir, root.iterdir()):
+        try:
+            abandoned = time.time() - entry.stat().st_mtime > _STALE_UNPACK_S
+            if entry != keep and (not entry.name.startswith(_UNPACKING_PREFIX) or abandoned):
+                (entry / COMPLETE_MARKER).unlink(missing_ok=True)  # a half-deleted copy must not look complete
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError as error:  # in use (Windows) or removed meanwhile: leave it for next time
+            print(f"DocMind: could not remove {entry}: {error}", file=sys.stderr)
 
 
 def child_environment() -> dict[str, str]:

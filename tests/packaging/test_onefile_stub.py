@@ -1,0 +1,124 @@
+"""The single file's payload layout and the unpack-once logic of its stub, on real files.
+
+The "stub" here is a stand-in with a real PyInstaller cookie at its end; the built binary itself is
+covered by smoke_binary.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packaging"))
+
+from onefile_stub import COMPLETE_MARKER, UnpackError, child_environment, ensure_unpacked  # noqa: E402
+from payload import PYI_COOKIE, PYI_COOKIE_MAGIC, PayloadError, read_payload, splice  # noqa: E402
+
+BOOTLOADER = b"\x7fELF pretend bootloader" * 100
+ARCHIVE_BODY = b"pretend PyInstaller archive" * 50
+
+
+def _fake_stub(path: Path) -> Path:
+    """Bootloader bytes, then an archive whose cookie (last bytes) records the archive's length."""
+    archive_length = len(ARCHIVE_BODY) + PYI_COOKIE.size
+    cookie = PYI_COOKIE.pack(PYI_COOKIE_MAGIC, archive_length, 0, 0, 311, b"libpython3.11.so")
+    path.write_bytes(BOOTLOADER + ARCHIVE_BODY + cookie)
+    return path
+
+
+def _app_archive(tmp_path: Path, marker: str) -> tuple[Path, int]:
+    app = tmp_path / f"app-{marker}"
+    (app / "_internal" / "lib").mkdir(parents=True)
+    (app / "DocMind").write_text(f"#!/bin/sh\necho {marker}\n")
+    (app / "DocMind").chmod(0o755)
+    (app / "_internal" / "lib" / "libreal.so.1").write_bytes(os.urandom(4096))
+    (app / "_internal" / "libreal.so").symlink_to("lib/libreal.so.1")
+    archive = tmp_path / f"app-{marker}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(app.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(app)), recursive=False)
+    return archive, 4096 + 20
+
+
+def _single_file(tmp_path: Path, build_id: str) -> Path:
+    archive, size = _app_archive(tmp_path, build_id)
+    output = tmp_path / f"DocMind-{build_id}"
+    splice(_fake_stub(tmp_path / "stub"), archive, size, build_id, output)
+    return output
+
+
+def test_the_stub_keeps_its_archive_intact_and_the_payload_is_found(tmp_path: Path) -> None:
+    single = _single_file(tmp_path, "0.1.0-aaaa")
+    data = single.read_bytes()
+    assert data.startswith(BOOTLOADER)
+    stub_archive = (tmp_path / "stub").read_bytes()[len(BOOTLOADER):]
+    assert data.endswith(stub_archive)  # the bootloader finds its archive from the end, unchanged
+    payload = read_payload(single)
+    assert payload.build_id == "0.1.0-aaaa"
+    assert data[payload.offset : payload.offset + 2] == b"\x1f\x8b"  # the gzip payload starts there
+
+
+def test_a_signature_appended_after_the_archive_is_tolerated(tmp_path: Path) -> None:
+    single = _single_file(tmp_path, "0.1.0-aaaa")
+    with open(single, "ab") as file:
+        file.write(b"\0" * 9000)  # e.g. an Authenticode certificate table
+    assert read_payload(single).build_id == "0.1.0-aaaa"
+
+
+def test_a_bare_stub_or_a_truncated_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PayloadError, match="download"):
+        read_payload(_fake_stub(tmp_path / "stub"))
+    single = _single_file(tmp_path, "0.1.0-aaaa")
+    single.write_bytes(single.read_bytes()[:-200])
+    with pytest.raises(PayloadError, match="download"):
+        read_payload(single)
+
+
+def test_the_app_is_unpacked_once_then_reused(tmp_path: Path) -> None:
+    single = _single_file(tmp_path, "0.1.0-aaaa")
+    root = tmp_path / "cache" / "runtime"
+    app_dir = ensure_unpacked(single, read_payload(single), root)
+    assert app_dir == root / "0.1.0-aaaa"
+    assert (app_dir / COMPLETE_MARKER).is_file()
+    assert os.access(app_dir / "DocMind", os.X_OK)
+    assert (app_dir / "_internal" / "libreal.so").is_symlink()
+    assert (app_dir / "_internal" / "libreal.so").read_bytes() == (app_dir / "_internal/lib/libreal.so.1").read_bytes()
+    (app_dir / "DocMind").write_text("changed")  # a second start must not unpack again
+    assert ensure_unpacked(single, read_payload(single), root) == app_dir
+    assert (app_dir / "DocMind").read_text() == "changed"
+
+
+def test_a_new_version_replaces_the_old_and_an_interrupted_unpack_is_redone(tmp_path: Path) -> None:
+    root = tmp_path / "runtime"
+    old = _single_file(tmp_path, "0.1.0-aaaa")
+    ensure_unpacked(old, read_payload(old), root)
+    half_done = root / "0.2.0-bbbb"
+    half_done.mkdir()  # a killed first start left no completion marker
+    (half_done / "DocMind").write_text("partial")
+    new = _single_file(tmp_path, "0.2.0-bbbb")
+    app_dir = ensure_unpacked(new, read_payload(new), root)
+    assert "0.2.0-bbbb" in (app_dir / "DocMind").read_text()
+    assert sorted(p.name for p in root.iterdir()) == ["0.2.0-bbbb"]
+
+
+def test_too_little_disk_space_is_reported_before_unpacking(tmp_path: Path) -> None:
+    single = _single_file(tmp_path, "0.1.0-aaaa")
+    archive, _ = _app_archive(tmp_path, "huge")
+    splice(tmp_path / "stub", archive, 10**15, "0.1.0-huge", single)  # claims 1 PB unpacked
+    with pytest.raises(UnpackError, match="needs .* GB free"):
+        ensure_unpacked(single, read_payload(single), tmp_path / "runtime")
+    assert not (tmp_path / "runtime" / "0.1.0-huge").exists()
+
+
+def test_the_app_gets_a_clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_PYI_APPLICATION_HOME_DIR", "/tmp/_MEI123")
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/tmp/_MEI123")
+    monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", "/opt/lib")
+    env = child_environment()
+    assert "_PYI_APPLICATION_HOME_DIR" not in env and "LD_LIBRARY_PATH_ORIG" not in env
+    assert env["LD_LIBRARY_PATH"] == "/opt/lib"
+    assert env["PYINSTALLER_RESET_ENVIRONMENT"] == "1"
