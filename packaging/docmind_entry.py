@@ -6,6 +6,7 @@ user gets a message window with the reason, since there may be no terminal to re
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import sys
@@ -52,6 +53,7 @@ def _run_app(cli_main) -> int:
     try:
         code = cli_main([])
     except Exception as error:  # noqa: BLE001 - the last chance to tell a double-clicking user
+        logging.getLogger("docmind").exception("DocMind failed to start")
         code, tee.last_error = 1, f"{type(error).__name__}: {error}"
     if code not in (0, 130):
         show_error(f"DocMind could not start: {tee.last_error or 'see the log file in the data folder'}")
