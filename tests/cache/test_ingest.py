@@ -173,9 +173,13 @@ def test_changing_the_embedding_model_reembeds_everything(settings: Settings, tm
     config.write_text(text.replace("{", '{"docmind_test_variant": 1,', 1))
 
     changed = settings.model_copy(update={"embed_model_path": other_model})
+    stale_hits = Searcher(changed).search("magma rises through the crust", 3)
+    assert stale_hits and all(hit.text for hit in stale_hits)  # keywords only until the library is re-embedded
+    assert Searcher(changed).search("magma rises through the crust", 3, mode="vector") == []
     second = Ingestor(changed).ingest([folder / "essay.txt"])
     assert any("embedding model changed" in notice for notice in second.notices)
     assert second.files_changed == 4  # every document in the library, not only the path given
     assert second.embeddings_computed == first.embeddings_computed
     models = {d[0] for d in open_database(settings.db_path).read("SELECT embed_model FROM documents")}
     assert models == {Ingestor(changed).identity} != {Ingestor(settings).identity}
+    assert Searcher(changed).search("magma rises through the crust", 3, mode="vector")
