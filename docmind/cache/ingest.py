@@ -95,6 +95,7 @@ class _Parsed:
     path: Path
     sha256: str
     size: int
+    mtime: float
     known: bool
     sections: list[Section]
 
@@ -159,6 +160,11 @@ class Ingestor:
                 report.files_failed.append(FileFailure(str(path), str(error)))
                 run.finish(str(path), "failed")
                 continue
+            except Exception as error:  # a parser bug on one odd file must not stop the others
+                log.exception("reading %s failed", path)
+                report.files_failed.append(FileFailure(str(path), f"could not be read: {type(error).__name__}: {error}"))
+                run.finish(str(path), "failed")
+                continue
             if parsed is None:
                 report.files_unchanged += 1
                 run.finish(str(path), "unchanged")
@@ -202,12 +208,12 @@ class Ingestor:
 
     def _parse_if_changed(self, path: Path) -> _Parsed | None:
         """The parsed file, or None when its content and embedding model are unchanged (no parsing then)."""
-        data = _read_checked(path, self.settings.max_file_size_mb)
+        data, mtime = _read_checked(path, self.settings.max_file_size_mb)
         digest = hashlib.sha256(data).hexdigest()
         known = self._known(str(path))
         if known and known.sha256 == digest and known.size == len(data) and known.embed_model == self.identity:
             return None
-        return _Parsed(path, digest, len(data), known is not None, read_file(data, path))
+        return _Parsed(path, digest, len(data), mtime, known is not None, read_file(data, path))
 
     def _store_group(self, group: list[_Parsed], run: _Run) -> None:
         """Chunk and embed a group of files together, then write each file in its own transaction."""
@@ -225,7 +231,7 @@ class Ingestor:
                 run.finish(str(parsed.path), "failed")
                 continue
             added, removed = self.db.write(
-                lambda conn: self._store(conn, parsed.path, parsed.sha256, parsed.size, file_chunks)
+                lambda conn: self._store(conn, parsed, file_chunks)
             )
             run.report.chunks_added += added
             run.report.chunks_removed += removed
@@ -259,11 +265,11 @@ class Ingestor:
             self._pipeline = build_pipeline(self.embedder)
         return self._pipeline
 
-    def _store(self, conn: sqlite3.Connection, path: Path, digest: str, size: int, chunks: list[TextNode]) -> tuple[int, int]:
+    def _store(self, conn: sqlite3.Connection, parsed: _Parsed, chunks: list[TextNode]) -> tuple[int, int]:
         """Replace the file's chunks and upsert its ``documents`` row, inside the caller's transaction."""
         from docmind.storage.vectors import upsert_chunks
 
-        source = str(path)
+        source = str(parsed.path)
         old = Counter(row[0] for row in conn.execute("SELECT text FROM chunks WHERE source = ?", (source,)))
         new = Counter(chunk.text for chunk in chunks)
         conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
@@ -274,7 +280,7 @@ class Ingestor:
                ON CONFLICT(source) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
                    mtime = excluded.mtime, chunks = excluded.chunks, embed_model = excluded.embed_model,
                    ingested_at = excluded.ingested_at""",
-            (source, digest, size, path.stat().st_mtime, len(chunks), self.identity, _now()),
+            (source, parsed.sha256, parsed.size, parsed.mtime, len(chunks), self.identity, _now()),
         )
         return sum((new - old).values()), sum((old - new).values())
 
@@ -283,8 +289,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_checked(path: Path, max_mb: float) -> bytes:
-    """The bytes of ``path`` if it is a regular, non-empty file within the size limit."""
+def _read_checked(path: Path, max_mb: float) -> tuple[bytes, float]:
+    """The bytes and mtime of ``path`` if it is a regular, non-empty file within the size limit."""
     try:
         info = os.stat(path)
     except OSError as error:
@@ -300,7 +306,7 @@ def _read_checked(path: Path, max_mb: float) -> bytes:
             "(raise DOCMIND_MAX_FILE_SIZE_MB to ingest it)"
         )
     try:
-        return path.read_bytes()
+        return path.read_bytes(), info.st_mtime
     except PermissionError as error:
         raise UnreadableFileError("permission denied: DocMind may not read this file") from error
     except OSError as error:

@@ -117,7 +117,10 @@ def read_csv(data: bytes, path: Path) -> list[Section]:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
-    rows = list(csv.reader(io.StringIO(text), dialect))
+    try:
+        rows = list(csv.reader(io.StringIO(text), dialect))
+    except csv.Error as error:
+        raise UnreadableFileError(f"not a readable CSV file: {error}") from error
     if not rows:
         return [Section("")]
     header, body = rows[0], rows[1:]

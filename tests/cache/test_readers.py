@@ -84,6 +84,13 @@ def test_corrupt_and_encrypted_pdfs_are_refused(tmp_path: Path) -> None:
         read(encrypted)
 
 
+def test_csv_with_an_oversized_field_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dump.csv"
+    path.write_text('id,blob\n1,"' + "x" * 200_000 + '"\n')
+    with pytest.raises(UnreadableFileError, match="not a readable CSV file: field larger than field limit"):
+        read(path)
+
+
 def test_damaged_office_files_are_refused(tmp_path: Path) -> None:
     for name in ("bad.docx", "bad.pptx"):
         (tmp_path / name).write_bytes(b"PK\x03\x04 not really a zip")
