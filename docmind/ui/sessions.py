@@ -101,8 +101,9 @@ def render(context: AppContext) -> SessionsTab:
             confirm = gr.Button("Yes, delete it", variant="stop")
             cancel = gr.Button("Cancel")
         with gr.Row():
-            importer = gr.UploadButton("Import a JSON export…", file_types=[".json"], file_count="single")
-            notice = gr.Markdown()
+            importer = gr.UploadButton("Import a JSON export…", file_types=[".json"], file_count="single",
+                                       elem_id="docmind-import")
+            notice = gr.Markdown(elem_id="docmind-import-notice")
 
     def buttons(enabled: bool) -> list[dict]:
         return [gr.update(interactive=enabled) for _ in range(3)]

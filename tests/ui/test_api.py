@@ -44,8 +44,8 @@ def _db_rows(server: Server, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-def _chat(client: Client, message: str, session_id: str = "") -> tuple[list[dict], dict]:
-    job = client.submit(message, session_id, api_name="/chat")
+def _chat(client: Client, message: str, session_id: str = "", think: bool = True) -> tuple[list[dict], dict]:
+    job = client.submit(message, session_id, think, api_name="/chat")
     partials = list(job)
     return partials, job.result()
 
@@ -81,6 +81,11 @@ def test_chat_continues_the_session_it_is_given(client: Client, server: Server) 
     assert second["session"] == first["session"] and second["done"]
     count = _db_rows(server, "SELECT COUNT(*) FROM messages WHERE session_id = ?", (first["session"],))[0][0]
     assert count == 4
+
+
+def test_answer_fast_skips_thinking(client: Client) -> None:
+    _, final = _chat(client, QUESTION, think=False)
+    assert final["done"] and not final["error"] and final["thinking"] == ""
 
 
 @pytest.mark.parametrize(

@@ -230,6 +230,46 @@ def test_after_reload_the_session_is_listed_and_exports(page, artifacts: Path) -
     assert _selected_tab(page) == "Chat"
 
 
+def test_sessions_search_import_and_delete_with_confirmation(page, tmp_path: Path, artifacts: Path) -> None:
+    page.get_by_role("tab", name="Sessions").click()
+    table = page.locator("#docmind-sessions-table")
+    page.get_by_placeholder("Search all chats…").fill("Zorblax")
+    page.get_by_role("button", name="Search").click()
+    table.get_by_text("[Zorblax]").filter(visible=True).first.wait_for()  # the matching snippet
+    assert "Summarise the warranty terms" not in table.inner_text()
+
+    table.get_by_text("What does the Zorblax warranty cover?").filter(visible=True).first.click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export JSON").click()
+    exported = tmp_path / "export.json"
+    exported.write_bytes(Path(download.value.path()).read_bytes())
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Import a JSON export…").click()
+    chooser.value.set_files(str(exported))
+    page.locator("#docmind-import-notice").get_by_text("Imported").wait_for()
+    page.get_by_role("button", name="Show all").click()
+    page.wait_for_function(
+        "() => document.querySelector('#docmind-sessions-table').innerText.split('Zorblax warranty cover').length == 3")
+
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_text("This cannot be undone").wait_for()
+    page.screenshot(path=artifacts / "08-delete-confirmation.png", full_page=True)
+    page.get_by_role("button", name="Yes, delete it").click()
+    page.wait_for_function(
+        "() => document.querySelector('#docmind-sessions-table').innerText.split('Zorblax warranty cover').length == 2")
+
+
+def test_remove_a_document_with_confirmation(page) -> None:
+    page.get_by_role("tab", name="Documents").click()
+    library = page.locator("#docmind-library")
+    library.get_by_text("warranty.txt").filter(visible=True).first.click()
+    page.get_by_role("button", name="Remove selected document…").click()
+    page.get_by_text("from the library? Chats keep their answers.").wait_for()
+    page.get_by_role("button", name="Yes, remove it").click()
+    page.wait_for_function("() => !document.querySelector('#docmind-library').innerText.includes('warranty.txt')")
+    page.locator("#docmind-status").get_by_text("Documents: 0").wait_for()
+
+
 def test_two_browser_tabs_chat_at_once_in_their_own_sessions(context, server: Server, artifacts: Path) -> None:
     pages = [context.new_page() for _ in range(2)]
     for index, tab in enumerate(pages):
@@ -244,7 +284,7 @@ def test_two_browser_tabs_chat_at_once_in_their_own_sessions(context, server: Se
         tab.locator("#docmind-send").wait_for(state="visible")
         tab.locator("#docmind-regenerate").wait_for(state="visible")
         assert tab.locator("#docmind-session-picker input").input_value() == f"Tab {index} asks about returns"
-    pages[1].screenshot(path=artifacts / "08-second-tab.png", full_page=True)
+    pages[1].screenshot(path=artifacts / "09-second-tab.png", full_page=True)
     for tab in pages:
         tab.close()
 
