@@ -40,8 +40,15 @@ SHAPES = {
 
 
 def _rss() -> int:
+    """Resident bytes once freed heap memory is handed back (glibc keeps it otherwise)."""
+    import ctypes
+    import gc
+
     import psutil
 
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     return psutil.Process().memory_info().rss
 
 
@@ -78,7 +85,8 @@ def _engine_run(engine, prompts: list[list[int]], new_tokens: int) -> tuple[floa
     return time.perf_counter() - started, results
 
 
-def measure(model_dir: Path, data_dir: Path, quantization: str, new_tokens: int, batching: bool) -> dict:
+def measure(model_dir: Path, data_dir: Path, quantization: str, new_tokens: int, batching: bool,
+            threads: int | None) -> dict:
     """Load through the real code path, then time prefill, decode and (optionally) batching."""
     import random
 
@@ -88,8 +96,10 @@ def measure(model_dir: Path, data_dir: Path, quantization: str, new_tokens: int,
     from docmind.model.engine import GenerationEngine
     from docmind.model.loading import load_model
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    if threads:
+        torch.set_num_threads(threads)
     import llama_index.llms.huggingface  # noqa: F401 - import cost is not load cost
+    import torchao  # noqa: F401
     import transformers  # noqa: F401
 
     before = _rss()
@@ -140,6 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", choices=sorted(SHAPES))
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--quantization", help=argparse.SUPPRESS)
@@ -151,7 +162,8 @@ def main() -> None:
         return
     if args.phase == "measure":
         work = Path(args.dir)
-        print(json.dumps(measure(work / "model", work / "data", args.quantization, args.new_tokens, args.batching)))
+        print(json.dumps(measure(work / "model", work / "data", args.quantization, args.new_tokens, args.batching,
+                                 args.threads)))
         return
 
     from docmind.model.hardware import detect_hardware
@@ -161,21 +173,29 @@ def main() -> None:
     quant = "int4-weight" if hardware.device == "cuda" else "int8-weight"
     work = Path(tempfile.mkdtemp(prefix="docmind-bench-model-"))
     try:
-        common = ["--shape", shape, "--dir", str(work), "--new-tokens", str(args.new_tokens)]
+        common = ["--shape", shape, "--dir", str(work), "--new-tokens", str(args.new_tokens),
+                  *(["--threads", str(args.threads)] if args.threads else [])]
         built = _phase(["--phase", "build", *common])
         bf16 = _phase(["--phase", "measure", "--quantization", "none", "--batching", *common])
         first = _phase(["--phase", "measure", "--quantization", quant, *common])
         cached = _phase(["--phase", "measure", "--quantization", quant, *common])
+        dynamic = (_phase(["--phase", "measure", "--quantization", "int8-dynamic", *common])
+                   if hardware.device == "cpu" else None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {
         "device": hardware.summary,
+        "torch_threads": args.threads or "default",
+        "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
         "shape": f"Qwen3-{shape.upper()} (random weights)",
         "params_m": built["params_m"],
         "new_tokens_per_request": args.new_tokens,
         "batching": {k: bf16[k] for k in ("tok_s_1_request", "tok_s_5_requests", "batching_speedup", "peak_batch")},
         "bf16": {k: bf16[k] for k in ("resident_mb", "load_seconds", "ttft_200_tokens_s", "decode_tok_s")},
         quant: {k: cached[k] for k in ("resident_mb", "ttft_200_tokens_s", "decode_tok_s")},
+        **({"int8-dynamic": {"decode_tok_s": dynamic["decode_tok_s"],
+                             "decode_ratio_vs_bf16": round(dynamic["decode_tok_s"] / bf16["decode_tok_s"], 3)}}
+           if dynamic else {}),
         "quantized_memory_ratio": round(cached["resident_mb"] / bf16["resident_mb"], 3),
         "quantized_decode_ratio": round(cached["decode_tok_s"] / bf16["decode_tok_s"], 3),
         "quantized_first_load_seconds": first["load_seconds"],
