@@ -64,3 +64,21 @@ def test_quantization_setting_is_validated() -> None:
     assert plan_for(None, _cpu(16), "int8-dynamic", weights_bytes=GB).quantization == "int8-dynamic"
     with pytest.raises(ValueError, match="Unknown quantization"):
         plan_for(None, _cpu(16), "int3")
+
+
+def test_model_status_for_a_local_model_without_importing_torch(tiny_model_dir, data_dir) -> None:
+    import json
+    import os
+
+    env = dict(os.environ, DOCMIND_MODEL_PATH=str(tiny_model_dir))
+    code = ("import sys; from docmind.cli import main; rc = main(['model', 'status', '--json']); "
+            "print('torch' in sys.modules, file=sys.stderr); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert status["state"] == "ready" and status["local"] is True and status["model"] == str(tiny_model_dir)
+    assert status["recommended_model"] in [m.hub_id for m in MODELS] and "cpu" in status["device"]
+    assert out.stderr.strip().splitlines()[-1] == "False"
+    refused = subprocess.run([sys.executable, "-m", "docmind", "model", "download"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1 and "nothing to download" in refused.stderr
