@@ -184,6 +184,7 @@ def download_model(hub_id: str, dest: Path, *, revision: str = "main", endpoint:
     present = sum(_on_disk(dest, f) for f in files)
     check_disk(dest, total - present)
     manifest = dest / MANIFEST
+    known = _manifest_files(manifest)
     manifest.unlink(missing_ok=True)  # re-written once every file is verified
     state = {"done": present, "fetched": 0}
 
@@ -198,7 +199,7 @@ def download_model(hub_id: str, dest: Path, *, revision: str = "main", endpoint:
     hub = _hub()
     for remote in files:
         final = dest / remote.name
-        if final.is_file() and final.stat().st_size == remote.size:
+        if _is_current(final, remote, known.get(remote.name)):
             continue
         final.parent.mkdir(parents=True, exist_ok=True)
         url = hub.hf_hub_url(hub_id, remote.name, revision=commit, endpoint=endpoint)
@@ -214,6 +215,22 @@ def download_model(hub_id: str, dest: Path, *, revision: str = "main", endpoint:
                                     "files": [asdict(f) for f in files]}, indent=2))
     return DownloadReport(hub_id, str(dest), commit, len(files), total, state["fetched"], present,
                           time.perf_counter() - started)
+
+
+def _manifest_files(manifest: Path) -> dict[str, RemoteFile]:
+    try:
+        return {f["name"]: RemoteFile(**f) for f in json.loads(manifest.read_text())["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _is_current(final: Path, remote: RemoteFile, recorded: RemoteFile | None) -> bool:
+    """True when ``final`` already holds this version of the file (recorded hash, or re-hashed)."""
+    if not final.is_file() or final.stat().st_size != remote.size:
+        return False
+    if recorded is not None:
+        return recorded == remote
+    return _hash_problem(final, remote) is None
 
 
 def _fetch(url: str, part: Path, remote: RemoteFile, state: dict, report: Callable[[str], None],
@@ -234,10 +251,11 @@ def _fetch(url: str, part: Path, remote: RemoteFile, state: dict, report: Callab
         meta = hub.get_hf_file_metadata(url, retry_on_errors=True)
         if meta.size is not None and meta.size != remote.size:
             raise DownloadError(f"{remote.name} changed on the hub while downloading; run the download again.")
-        headers = hub.utils.build_hf_headers()
+        location = meta.location or url
+        headers = hub.utils.build_hf_headers() if _same_host(location, url) else {}  # no token to a CDN
         headers.update({"Range": f"bytes={have}-", "Accept-Encoding": "identity"})
         try:
-            with hub.get_session().stream("GET", meta.location or url, headers=headers,
+            with hub.get_session().stream("GET", location, headers=headers,
                                           follow_redirects=True, timeout=30) as response:
                 if response.status_code in (429,) or response.status_code >= 500:
                     raise _Transient(f"HTTP {response.status_code}")
@@ -267,6 +285,12 @@ def _fetch(url: str, part: Path, remote: RemoteFile, state: dict, report: Callab
     except _Transient as error:
         raise DownloadError(f"Downloading {remote.name} failed after {retries} tries ({error}). "
                             "Run `docmind model download` again: it resumes where it stopped.") from error
+
+
+def _same_host(a: str, b: str) -> bool:
+    from urllib.parse import urlparse
+
+    return urlparse(a).netloc == urlparse(b).netloc
 
 
 def _hash_problem(path: Path, remote: RemoteFile) -> str | None:

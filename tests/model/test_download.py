@@ -200,3 +200,16 @@ def test_downloaded_model_loads_with_the_hub_gone(tiny_model_dir: Path, data_dir
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [REPO, "False"]
+
+
+def test_a_changed_file_on_the_hub_is_fetched_again(hub: FakeHub, data_dir: Path) -> None:
+    assert _cli(hub, data_dir, "download").returncode == 0
+    original = hub.files["generation_config.json"]  # a new revision: same size, other content
+    hub.files["generation_config.json"] = original[:-1] + (b" " if original[-1:] != b" " else b"\n")
+    sent = dict(hub.sent)
+    assert _cli(hub, data_dir, "download").returncode == 0
+    assert hub.sent["generation_config.json"] > sent.get("generation_config.json", 0)
+    assert hub.sent[WEIGHTS] == sent[WEIGHTS], "unchanged files are not fetched again"
+    dest = data_dir / "models" / "test-org--tiny-qwen3"
+    assert (dest / "generation_config.json").read_bytes() == hub.files["generation_config.json"]
+    assert _cli(hub, data_dir, "verify").returncode == 0
