@@ -19,6 +19,8 @@ from docmind.model.registry import local_dir_for
 
 log = logging.getLogger(__name__)
 
+PAUSE_WAIT_SECONDS = 30
+
 
 class DownloadPhase(str, Enum):
     IDLE = "idle"
@@ -63,6 +65,9 @@ class ModelDownload:
 
     def start(self, hub_id: str) -> None:
         """Start (or resume) downloading ``hub_id``; a running download of another model is refused."""
+        pausing = self._thread
+        if pausing is not None and self._cancel.is_set():
+            pausing.join(PAUSE_WAIT_SECONDS)  # a pause still winding down: let it end, then resume
         with self._lock:
             running = self._thread is not None and self._thread.is_alive()
             if running and self._state.model != hub_id:
