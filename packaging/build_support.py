@@ -5,6 +5,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import shutil
+import subprocess
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -35,6 +37,21 @@ def is_excluded(dest: str) -> bool:
     """True for a bundle entry that is not needed at run time."""
     dest = dest.replace(os.sep, "/")
     return dest not in KEPT and any(fnmatch.fnmatch(dest, pattern) for pattern in EXCLUDED_PATTERNS)
+
+
+# Linux only: symbol tables the app never reads (libtorch_cpu.so: 434 -> 345 MB unpacked). Only this one:
+# stripping every binary breaks auditwheel-patched ones ("ELF load command ... not page-aligned" in numpy.libs).
+STRIPPED_ON_LINUX = ("torch/lib/libtorch_cpu.so",)
+
+
+def strip_symbols(app_dir: Path) -> None:
+    """Strip the symbol tables of ``STRIPPED_ON_LINUX`` in the app folder (skipped without binutils)."""
+    tool = shutil.which("strip")
+    if tool is None:
+        print("strip (binutils) not found: libraries left unstripped, the app is ~90 MB bigger")
+        return
+    for name in STRIPPED_ON_LINUX:
+        subprocess.run([tool, "--strip-unneeded", str(app_dir / "_internal" / name)], check=True)
 
 
 def without_unneeded(toc):
