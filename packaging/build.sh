@@ -24,7 +24,7 @@ else
   "$VENV/bin/pip" install -q --no-deps --force-reinstall .  # this checkout's docmind, not an older copy
 fi
 
-rm -rf dist/DocMind dist/DocMind.exe dist/DocMind-app dist/DocMind.app
+rm -rf dist/DocMind dist/DocMind.exe dist/DocMind-app dist/DocMind.app dist/DocMind-plain-onefile
 started=$(date +%s)
 "$VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN build.spec
 echo "build took $(( $(date +%s) - started )) s"

@@ -4,6 +4,7 @@ Prints one JSON document. Needs the built ``dist/DocMind`` (``make package``; or
   cold start:  a fresh HOME, so the first start unpacks the app into the cache, then serves
   warm start:  the same HOME again (already unpacked)
   source:      ``python -m docmind serve`` from this checkout's venv
+  plain onefile (if built with DOCMIND_PLAIN_ONEFILE=1): PyInstaller's stock onefile, for comparison
 Every run gets a fresh data dir, ``serve --no-browser`` on a free port, and is stopped after its first 200.
 """
 
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT / "packaging"))
 from build_support import folder_size, largest_parts  # noqa: E402
 
 BINARY = Path(os.environ.get("DOCMIND_BINARY", ROOT / "dist" / "DocMind")).resolve()
+PLAIN_ONEFILE = BINARY.parent / "DocMind-plain-onefile"  # built with DOCMIND_PLAIN_ONEFILE=1 packaging/build.sh
 WARM_RUNS = 2
 START_TIMEOUT_S = 300
 
@@ -84,7 +86,7 @@ def main() -> None:
     source = [time_to_first_200([sys.executable, "-m", "docmind"], base_env, work) for _ in range(WARM_RUNS)]
     result: dict = {
         "source_seconds_to_200": [run["seconds_to_200"] for run in source],
-        "source_median_s": statistics.median(run["seconds_to_200"] for run in source),
+        "source_median_s": round(statistics.median(run["seconds_to_200"] for run in source), 2),
         "machine": f"{os.cpu_count()} cores, shared with other work",
     }
     if not BINARY.is_file():
@@ -103,10 +105,17 @@ def main() -> None:
         "cold_start_s_to_200": cold["seconds_to_200"],
         "cold_unpack_s": cold["unpack_seconds"],
         "warm_start_s_to_200": [run["seconds_to_200"] for run in warm],
-        "warm_median_s": statistics.median(run["seconds_to_200"] for run in warm),
+        "warm_median_s": round(statistics.median(run["seconds_to_200"] for run in warm), 2),
         "version_warm_s": version_seconds(BINARY, env),
     }
     result["warm_vs_source"] = round(result["single_file"]["warm_median_s"] / result["source_median_s"], 2)
+    if PLAIN_ONEFILE.is_file():  # PyInstaller's stock onefile extracts everything on every start
+        plain = [time_to_first_200([str(PLAIN_ONEFILE)], env, work) for _ in range(WARM_RUNS)]
+        result["plain_onefile"] = {
+            "size_mb": round(PLAIN_ONEFILE.stat().st_size / 1e6, 1),
+            "seconds_to_200_each_start": [run["seconds_to_200"] for run in plain],
+            "median_s": round(statistics.median(run["seconds_to_200"] for run in plain), 2),
+        }
     print(json.dumps(result, indent=2))
 
 
