@@ -9,6 +9,7 @@ Standard library only, so the stub itself starts in a fraction of a second.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import shutil
@@ -17,6 +18,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from native_dialog import show_error
@@ -88,6 +90,8 @@ def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
                 archive.extractall(staging, filter="data")
         (staging / COMPLETE_MARKER).write_text(payload.build_id)
         os.replace(staging, target)
+    except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise UnpackError(f"this DocMind file is damaged ({error}): download it again.")
     except OSError as error:
         if not (target / COMPLETE_MARKER).is_file():  # else another first start just finished it: use theirs
             raise UnpackError(f"could not unpack DocMind into {root}: {error}. Check free space and permissions.")
@@ -120,7 +124,6 @@ def child_environment() -> dict[str, str]:
             env[name] = original
         else:
             env.pop(name, None)
-    env["DOCMIND_LAUNCHER"] = sys.executable
     return env
 
 

@@ -105,6 +105,18 @@ def test_a_new_version_replaces_the_old_and_an_interrupted_unpack_is_redone(tmp_
     assert sorted(p.name for p in root.iterdir()) == ["0.2.0-bbbb"]
 
 
+def test_a_damaged_payload_is_reported_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    single = _single_file(tmp_path, "0.1.0-aaaa")
+    payload = read_payload(single)
+    data = bytearray(single.read_bytes())
+    data[payload.offset + 40 : payload.offset + 140] = os.urandom(100)  # corrupted in the download
+    single.write_bytes(data)
+    root = tmp_path / "runtime"
+    with pytest.raises(UnpackError, match="damaged"):
+        ensure_unpacked(single, payload, root)
+    assert list(root.iterdir()) == []
+
+
 def test_too_little_disk_space_is_reported_before_unpacking(tmp_path: Path) -> None:
     single = _single_file(tmp_path, "0.1.0-aaaa")
     archive, _ = _app_archive(tmp_path, "huge")
