@@ -8,7 +8,7 @@
   #define AppVersion "0.1.0"
 #endif
 #define AppName "DocMind"
-#define SourceDir "..\..\dist\DocMind-app"
+#define AppFolder "..\..\dist\DocMind-app"
 
 [Setup]
 AppId={{6C1F3E52-7A0B-4F7E-9B0D-2D5C8A1E4F10}
@@ -37,7 +37,7 @@ SignTool=signtool
 Name: "desktopicon"; Description: "{cm:CreateDesktopIcon}"; GroupDescription: "{cm:AdditionalIcons}"
 
 [Files]
-Source: "{#SourceDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
+Source: "{#AppFolder}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
 
 [Icons]
 Name: "{group}\{#AppName}"; Filename: "{app}\DocMind.exe"
