@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -138,6 +139,7 @@ def main() -> int:
     argv = [str(app), *sys.argv[1:]]
     try:
         if sys.platform == "win32":
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the app too: let it close cleanly
             return subprocess.call(argv, env=child_environment())
         os.execve(app, argv, child_environment())  # replaces this process; returns only by raising
     except OSError as error:
