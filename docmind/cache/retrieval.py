@@ -1,12 +1,16 @@
-"""Hybrid retrieval: exact vector top-k plus FTS5 BM25 top-k, fused by reciprocal rank fusion.
+"""Hybrid retrieval: exact vector top-k plus FTS5 BM25 top-k, fused by weighted reciprocal rank fusion.
 
-``Searcher.search`` returns ``Citation``s; ``HybridRetriever`` wraps it as a LlamaIndex retriever
-for the agent.
+Plain RRF lets many look-alike passages that both rankings half-like outvote the one passage that
+only BM25 finds (a part number, a place name), and lets BM25 hits sharing one common word blur a
+clear vector match. So each ranking is weighted by how decisive it is for this query, and each BM25
+hit by the share of the query's terms it contains. ``Searcher.search`` returns ``Citation``s;
+``HybridRetriever`` wraps it as a LlamaIndex retriever for the agent.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from docmind.storage.vectors import SQLiteVectorStore, fts_query
 log = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very first ranks
+DECISIVE_RANK = 5  # decisiveness compares a ranking's first score with its score at this rank
 SearchMode = Literal["hybrid", "vector", "keyword"]
 
 
@@ -86,6 +91,29 @@ def query_terms(text: str) -> set[str]:
     return set(re.findall(r'"([^"]+)"', fts_query(text)))
 
 
+def decisiveness(scores: list[float], at: int = DECISIVE_RANK) -> float:
+    """How clearly a ranking's best hit stands out: the relative drop in score from rank 1 to rank ``at``.
+
+    Ranks past the end of the list count as score 0, so a lone hit is fully decisive.
+    """
+    if not scores or scores[0] <= 0:
+        return 0.0
+    later = scores[at - 1] if len(scores) >= at else 0.0
+    return max(0.0, (scores[0] - later) / scores[0])
+
+
+def list_weights(keyword_scores: list[float], vector_scores: list[float]) -> tuple[float, float]:
+    """Weights (summing to 2) for the BM25 and vector rankings, in proportion to their decisiveness.
+
+    A question naming a rare part or place gives BM25 one clear winner while the vectors see many
+    alike passages; a paraphrase gives the reverse. Equal decisiveness gives plain RRF (1, 1).
+    """
+    keyword, vector = decisiveness(keyword_scores), decisiveness(vector_scores)
+    if keyword + vector == 0:
+        return 1.0, 1.0
+    return 2 * keyword / (keyword + vector), 2 * vector / (keyword + vector)
+
+
 def _with_score(citation: Citation, score: float) -> Citation:
     return Citation(citation.source, citation.page, citation.text, score, citation.chunk_id,
                     citation.char_start, citation.char_end)
@@ -106,45 +134,57 @@ class Searcher:
         if not query.strip() or k <= 0 or not self.db.read("SELECT 1 FROM chunks LIMIT 1"):
             return []
         pool = max(4 * k, 20)
-        rankings: list[list[Citation]] = []
-        weights: list[list[float]] = []
+        keyword: list[Citation] | None = None
+        vector: list[Citation] | None = None
         if mode in ("hybrid", "keyword"):
             terms = query_terms(query)
             keyword = self._keyword(" ".join(sorted(terms)) or query, pool)
-            rankings.append(keyword)
-            weights.append(self._keyword_weights(terms, keyword) if mode == "hybrid" else [1.0] * len(keyword))
         if mode in ("hybrid", "vector"):
             if self._embeddings_match():
-                rankings.append(self._vector(query, pool))
-                weights.append([1.0] * len(rankings[-1]))
+                vector = self._vector(query, pool)
             elif mode == "vector":
                 return []
-        return reciprocal_rank_fusion(rankings, weights)[:k]
+        if keyword is None or vector is None:
+            return reciprocal_rank_fusion([keyword if keyword is not None else vector or []])[:k]
+        keyword_weight, vector_weight = list_weights([c.score for c in keyword], [c.score for c in vector])
+        coverage = self._term_coverage(terms, keyword)
+        weights = [[keyword_weight * share**2 for share in coverage], [vector_weight] * len(vector)]
+        return reciprocal_rank_fusion([keyword, vector], weights)[:k]
 
     def _keyword(self, query: str, top_k: int) -> list[Citation]:
         result = self.store.text_search(query, top_k)
         return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
 
-    def _keyword_weights(self, terms: set[str], hits: list[Citation]) -> list[float]:
-        """How strongly each BM25 hit counts in the fusion: the square of the share of query terms it holds.
+    def _term_coverage(self, terms: set[str], hits: list[Citation]) -> list[float]:
+        """The IDF-weighted share of the query's terms that each hit contains.
 
-        BM25 ranks any passage sharing one common word with the query; such a hit should not outvote
-        the vector ranking, while a passage holding every term (a part number, a name) should. Terms
-        are matched by FTS5 itself, so stemming agrees with the BM25 ranking.
+        Terms the library lacks count at the mean IDF of the others, so a hit that shares one common
+        word with a question full of unknown words scores low. Terms are matched by FTS5 itself, so
+        stemming agrees with the BM25 ranking.
         """
-        if not terms or not hits:
-            return [1.0] * len(hits)
+        if not hits:
+            return []
+        chunks = self.db.read("SELECT COUNT(*) FROM chunks")[0][0]
+        idf = {}
+        for term in terms:
+            found = self.db.read("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_query(term),))[0][0]
+            if found:
+                idf[term] = math.log(1 + (chunks - found + 0.5) / (found + 0.5))
+        if not idf:
+            return [0.0] * len(hits)
+        total = sum(idf.values()) * (1 + (len(terms) - len(idf)) / len(idf))
         ids = [hit.chunk_id for hit in hits]
         marks = ",".join("?" * len(ids))
         matched: Counter[str] = Counter()
-        for term in terms:
+        for term, weight in idf.items():
             rows = self.db.read(
                 f"""SELECT c.node_id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
                     WHERE chunks_fts MATCH ? AND c.node_id IN ({marks})""",
                 (fts_query(term), *ids),
             )
-            matched.update(row[0] for row in rows)
-        return [(matched[chunk_id] / len(terms)) ** 2 for chunk_id in ids]
+            for row in rows:
+                matched[row[0]] += weight
+        return [matched[chunk_id] / total for chunk_id in ids]
 
     def _vector(self, query: str, top_k: int) -> list[Citation]:
         embedding = load_embed_model(self.model_path).get_query_embedding(query)

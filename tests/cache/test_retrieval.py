@@ -8,7 +8,7 @@ import pytest
 from llama_index.core.schema import QueryBundle
 
 from docmind.cache import Citation, HybridRetriever, Ingestor, Searcher, reciprocal_rank_fusion
-from docmind.cache.retrieval import query_terms
+from docmind.cache.retrieval import decisiveness, list_weights, query_terms
 from docmind.config import Settings, load_settings
 from tests.cache.files import make_pdf
 
@@ -114,3 +114,11 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
 
 def test_query_terms_drop_stop_words() -> None:
     assert query_terms("How do I replace the QX-7731-B gasket?") == {"replace", "qx", "7731", "b", "gasket"}
+
+
+def test_decisiveness_and_list_weights() -> None:
+    assert decisiveness([10.0]) == 1.0  # a lone hit stands out completely
+    assert decisiveness([10.0, 9.0, 9.0, 9.0, 8.0, 7.0]) == pytest.approx(0.2)
+    assert decisiveness([]) == 0.0
+    assert list_weights([10.0], [0.6, 0.59, 0.59, 0.58, 0.58]) == pytest.approx((2 / (1 + 0.2 / 6) , 2 - 2 / (1 + 0.2 / 6)))
+    assert list_weights([5.0, 5.0, 5.0, 5.0, 5.0], [0.5, 0.5, 0.5, 0.5, 0.5]) == (1.0, 1.0)
