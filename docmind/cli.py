@@ -296,7 +296,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"docmind: {notice}", file=sys.stderr)
     emit(data, args.json, _ingest_text)
     if not report.succeeded:
-        print(f"docmind: error: nothing could be ingested ({len(report.files_failed)} failed)", file=sys.stderr)
+        reason = (f"{len(report.files_failed)} failed" if report.files_failed
+                  else f"no supported files found, {report.files_skipped} skipped")
+        print(f"docmind: error: nothing could be ingested ({reason})", file=sys.stderr)
         return 1
     return 0
 
