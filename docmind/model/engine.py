@@ -253,11 +253,12 @@ class _PrefixCache:
 
 
 def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
+    """Length of the shared start of two token sequences (vectorised: histories run to 30k tokens)."""
+    import numpy as np
+
     n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if differ.size else n
 
 
 class GenerationEngine:
