@@ -46,6 +46,7 @@ class ModelState:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._status = ModelStatus(ModelPhase.MISSING, self._name())
+        self._switched = False
 
     def _name(self) -> str:
         return str(self._settings.model_path or self._settings.model)
@@ -55,10 +56,6 @@ class ModelState:
         with self._lock:
             return self._status
 
-    @property
-    def ready(self) -> bool:
-        return self.status.phase is ModelPhase.READY
-
     def _set(self, phase: ModelPhase, detail: str = "") -> None:
         with self._lock:
             self._status = ModelStatus(phase, self._name(), detail)
@@ -66,6 +63,7 @@ class ModelState:
     def use_settings(self, settings: Settings) -> None:
         """Switch to other settings (a model folder the user picked, a finished download)."""
         self._settings = settings
+        self._switched = True
         self._set(ModelPhase.MISSING)
 
     def start_loading(self) -> None:
@@ -86,19 +84,14 @@ class ModelState:
         from docmind.model.runtime import get_runtime, unload
 
         try:
-            unload()  # a model loaded under earlier settings
+            if self._switched:  # drop the model loaded under the earlier settings
+                self._switched = False
+                unload()
             plan = get_runtime(self._settings).loaded.plan
             self._set(ModelPhase.READY, f"{plan.device}, {plan.dtype}, quantization {plan.quantization}")
         except Exception as error:  # shown to the user in the status line, never as a trace
             log.exception("loading the model failed")
             self._set(ModelPhase.FAILED, str(error))
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a running load to finish; True when the model is ready."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return self.ready
 
 
 @dataclass

@@ -79,9 +79,6 @@ class IngestQueue:
         with self._lock:
             return list(self._jobs)
 
-    def busy(self) -> bool:
-        return any(not job.finished for job in self.jobs())
-
     def _library_path(self, name: str, taken: set[str]) -> Path:
         """Where an upload is kept; two files of one upload with the same name do not overwrite each other."""
         stem, suffix = Path(name).stem, Path(name).suffix

@@ -83,12 +83,6 @@ class ModelDownload:
         """Stop at the next chunk, keeping what was downloaded."""
         self._cancel.set()
 
-    def wait(self, timeout: float | None = None) -> DownloadState:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return self.state
-
     def _progress(self, progress: DownloadProgress) -> None:
         self._update(bytes_done=progress.bytes_done, bytes_total=progress.bytes_total,
                      speed=progress.speed_bytes_per_s, eta_seconds=progress.eta_seconds,

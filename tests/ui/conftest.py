@@ -41,12 +41,15 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, log_path: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-    """Run ``docmind serve --no-browser`` and wait until it prints its URL."""
+def start_server(
+    data_dir: Path, log_path: Path, *args: str, env: dict[str, str] | None = None,
+    command: tuple[str, ...] = ("serve", "--no-browser"),
+) -> Server:
+    """Run ``docmind serve --no-browser ARGS`` (or another ``command``) and wait until it prints its URL."""
     full_env = {**os.environ, "DOCMIND_DATA_DIR": str(data_dir), **(env or {})}
     log_file = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "docmind", "serve", "--no-browser", *args],
+        [sys.executable, "-m", "docmind", *command, *args],
         cwd=ROOT,
         env=full_env,
         stdout=log_file,

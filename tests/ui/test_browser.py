@@ -24,16 +24,16 @@ WAIT_MS = 60_000
 
 
 class _Throttled:
-    """A socket writer that sends 8 KB every 40 ms, so a download lasts long enough to pause it."""
+    """A socket writer that sends 4 KB every 50 ms, so a download lasts long enough to pause it."""
 
     def __init__(self, raw) -> None:
         self.raw = raw
 
     def write(self, data: bytes) -> int:
-        for start in range(0, len(data), 8192):
-            self.raw.write(data[start:start + 8192])
+        for start in range(0, len(data), 4096):
+            self.raw.write(data[start:start + 4096])
             self.raw.flush()
-            time.sleep(0.04)
+            time.sleep(0.05)
         return len(data)
 
     def flush(self) -> None:
@@ -177,7 +177,8 @@ def test_download_pause_and_resume_then_chat_opens(page, fake_hub: FakeHub, arti
     page.get_by_text("Qwen3 0.6B (fastest, weakest)").click()
     page.locator("#docmind-download").click()
     progress = page.locator("#docmind-download-progress")
-    progress.get_by_text("left").wait_for()  # bytes, speed and time left
+    progress.get_by_text("Downloading model.safetensors").wait_for()  # part of the weights is on disk
+    assert "left" in progress.inner_text()  # bytes, speed and time left
     page.screenshot(path=artifacts / "05a-downloading.png", full_page=True)
     page.locator("#docmind-pause").click()
     progress.get_by_text("Paused").wait_for()
@@ -185,8 +186,10 @@ def test_download_pause_and_resume_then_chat_opens(page, fake_hub: FakeHub, arti
     page.locator("#docmind-download").click()
     page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]').innerText.trim() == 'Chat'",
                            timeout=WAIT_MS * 2)
-    resumed = [r for r in fake_hub.requests if r[0] == "GET" and r[2] and r[2] != "bytes=0-"]
-    assert resumed, f"the download restarted instead of resuming: {fake_hub.requests}"
+    weights = [byte_range for method, path, byte_range in fake_hub.requests
+               if method == "GET" and path.endswith("/model.safetensors")]
+    assert len(weights) == 2 and weights[0] == "bytes=0-" and weights[1] != "bytes=0-", (
+        f"the weights did not resume where the pause left them: {weights}")
     page.locator("#docmind-status").get_by_text("ready").wait_for()
     page.get_by_role("tab", name="Model").click()
     assert "100%" in page.locator("#docmind-download-progress").inner_text()
