@@ -31,6 +31,8 @@ THINK = "Think first"
 FAST = "Answer fast"
 STREAM_INTERVAL = 0.05
 """Seconds between two page updates while tokens stream (the first token is always sent at once)."""
+STOP_SETTLE_SECONDS = 0.3
+"""Time for a cancelled turn to record its partial answer before the chat is redrawn from storage."""
 LOADING_NOTICE = "The model is still loading; the answer starts as soon as it is ready."
 
 
@@ -204,8 +206,15 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
     ).success(respond, [pending, session_id, mode, chatbot], outputs, api_visibility="private")
     events.append(regen)
 
+    async def after_stop(sid: str) -> tuple:
+        """Show the session as stored: the stopped answer is kept, marked as interrupted."""
+        await asyncio.sleep(STOP_SETTLE_SECONDS)
+        history = history_from_stored(sessions.messages(sid)) if sid else []
+        return history, gr.update(choices=choices(), value=sid or None), gr.update(visible=True), gr.update(visible=False)
+
     stop.click(lambda: (gr.update(visible=True), gr.update(visible=False)), outputs=[send, stop],
-               cancels=events, queue=False, api_visibility="private")
+               cancels=events, queue=False, api_visibility="private").then(
+        after_stop, session_id, [chatbot, picker, send, stop], api_visibility="private")
     picker.input(show_session, picker, [chatbot, session_id], api_visibility="private")
     new_chat.click(lambda: ([], "", gr.update(value=None, choices=choices())), outputs=[chatbot, session_id, picker],
                    api_visibility="private")
