@@ -80,7 +80,11 @@ def version_seconds(binary: Path, env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-launcher-"))
+    with tempfile.TemporaryDirectory(prefix="bench-launcher-") as work:  # ~1 GB unpacked: removed after
+        print(json.dumps(measure(Path(work)), indent=2))
+
+
+def measure(work: Path) -> dict:
     base_env = {**os.environ, "HF_HUB_OFFLINE": "1", "DOCMIND_NO_DIALOG": "1"}
     base_env.pop("DOCMIND_DATA_DIR", None)
     source = [time_to_first_200([sys.executable, "-m", "docmind"], base_env, work) for _ in range(WARM_RUNS)]
@@ -91,8 +95,7 @@ def main() -> None:
     }
     if not BINARY.is_file():
         result["single_file"] = {"error": f"{BINARY} is not built: run `make package` first"}
-        print(json.dumps(result, indent=2))
-        return
+        return result
     env = {**base_env, "HOME": str(work / "home"), "XDG_CACHE_HOME": str(work / "home" / ".cache")}
     cold = time_to_first_200([str(BINARY)], env, work)
     warm = [time_to_first_200([str(BINARY)], env, work) for _ in range(WARM_RUNS)]
@@ -116,7 +119,7 @@ def main() -> None:
             "seconds_to_200_each_start": [run["seconds_to_200"] for run in plain],
             "median_s": round(statistics.median(run["seconds_to_200"] for run in plain), 2),
         }
-    print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":
