@@ -83,14 +83,15 @@ class Chatter:
         view = TurnView(question=question, session_id=session_id)
         if context.model.status.phase is ModelPhase.LOADING:
             view.notices.append(LOADING_NOTICE)
-        last = 0.0
+        last, shown_text = 0.0, False
         try:
             service = await asyncio.to_thread(self.service, think)
             async for event in service.chat(session_id or None, question):
                 view.apply(event)
                 now = time.monotonic()
-                if now - last >= STREAM_INTERVAL or view.done:
-                    last = now
+                first_text = not shown_text and bool(view.answer or view.thinking)
+                if first_text or view.done or now - last >= STREAM_INTERVAL:
+                    last, shown_text = now, shown_text or first_text
                     yield view
         except Exception as error:  # shown in the chat, never as a stack trace
             view.error = user_message(error)

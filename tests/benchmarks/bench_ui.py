@@ -139,6 +139,31 @@ def _api_ttft(url: str) -> list[float]:
     return times
 
 
+def _gradio_floor_ms() -> float:
+    """Time to the first streamed output of a Gradio endpoint that yields at once: the floor /chat cannot beat."""
+    import gradio as gr
+    from gradio_client import Client
+
+    async def instant(message: str) -> dict:
+        yield {"answer": message}
+
+    with gr.Blocks(analytics_enabled=False) as demo:
+        gr.api(instant, api_name="instant")
+    demo.queue(default_concurrency_limit=8)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        times = []
+        for index in range(TTFT_QUESTIONS + 1):
+            started = time.perf_counter()
+            next(iter(client.submit("x", api_name="/instant")))
+            if index:
+                times.append(time.perf_counter() - started)
+    finally:
+        demo.close()
+    return statistics.median(times) * 1000
+
+
 def _throughput(url: str, clients: int, rounds: int) -> dict:
     from gradio_client import Client
 
@@ -195,6 +220,7 @@ def main() -> None:
             five = _throughput(url, CONCURRENT, 1)
         finally:
             _stop(process)
+        floor_ms = _gradio_floor_ms()
 
     direct_ms, api_ms = statistics.median(direct) * 1000, statistics.median(via_api) * 1000
     print(json.dumps({
@@ -206,6 +232,7 @@ def main() -> None:
             "direct_agent_ms": round(direct_ms, 1),
             "via_chat_api_ms": round(api_ms, 1),
             "overhead_ms": round(api_ms - direct_ms, 1),
+            "gradio_streaming_floor_ms": round(floor_ms, 1),
             "ratio": round(api_ms / direct_ms, 2),
             "goal_ratio": 1.2,
         },
