@@ -1,6 +1,6 @@
 """Ingest benchmark: cold ingest, unchanged re-ingest, one-file edit, and hybrid vs vector-only retrieval.
 
-Run: ``.venv/bin/python tests/benchmarks/bench_ingest.py [--files 320] [--keep DIR]``. Prints one JSON document.
+Run: ``.venv/bin/python tests/benchmarks/bench_ingest.py [--files 330] [--keep DIR]``. Prints one JSON document.
 A generated corpus of mixed file types (PDF, DOCX, PPTX, HTML, Markdown, reStructuredText, text, CSV)
 carries planted facts; questions about them are scored by recall@5 and MRR@10 per category.
 """
@@ -48,32 +48,57 @@ DOMAINS = {
 PREPOSITIONS = ["before", "after", "beside", "during", "without", "instead of", "near"]
 TIMES = ["on Monday morning", "every fortnight", "after the rain", "before the inspection", "at dusk", "in winter"]
 
-# Passages and questions that share (almost) no words: vectors should find them, BM25 should struggle.
+# Topical paragraphs and questions that share (almost) no words with them: vectors should find these,
+# BM25 should struggle. The first sentence is the one a relevant passage must contain.
 PARAPHRASES = [
-    ("Puppies gnaw on sofas and table legs when they are bored or teething.", "Why does my young dog chew the furniture?"),
-    ("Descale the espresso machine every three months with a citric acid solution.", "How often should the coffee maker have its limescale removed?"),
-    ("Wooden chopping boards should be oiled monthly so they do not crack.", "How do I keep a timber cutting board from splitting?"),
-    ("Cyclists should fit a bright rear lamp when riding after sunset.", "What do bike riders need for safety at night?"),
-    ("Bread goes stale faster in the refrigerator than at room temperature.", "Does keeping a loaf in the fridge make it dry out quicker?"),
-    ("Houseplants with yellowing leaves are often watered too much.", "Why are my indoor plants turning pale, maybe overwatering?"),
-    ("A dripping tap usually needs a new washer rather than a new faucet.", "What fixes a leaky kitchen spigot cheaply?"),
-    ("Toddlers sleep better with a consistent evening routine and a dim room.", "How can I help my small child settle down at bedtime?"),
-    ("Cast iron pans rust if they are left to soak in the sink.", "Why did my skillet get orange spots after washing?"),
-    ("Migrating swallows fly south to Africa when autumn arrives.", "Where do these small birds travel when the weather cools?"),
-    ("Shin splints are common among runners who increase mileage too quickly.", "Why do my lower legs ache after jogging much more than usual?"),
-    ("Frozen water pipes can burst because ice expands as it forms.", "What happens to plumbing in a hard frost?"),
-    ("Printer paper jams are often caused by damp or curled sheets.", "Why does my office copier keep getting stuck?"),
-    ("Honey never spoils because its low moisture prevents bacteria from growing.", "Can the sweet stuff bees make go off?"),
-    ("Loud snoring can be a sign of obstructed breathing during sleep.", "Is noisy nighttime breathing a health concern?"),
-    ("Tyre pressure drops in cold weather, so check it when temperatures fall.", "Should I inflate my car wheels more in winter?"),
-    ("Cats knead blankets with their paws as a comforting habit from kittenhood.", "Why does my feline press its feet on soft things?"),
-    ("Solar panels produce less electricity on cloudy days but still generate some.", "Do photovoltaic roofs work when it is overcast?"),
-    ("Onions make eyes water because cutting them releases an irritating gas.", "Why do I cry when chopping that vegetable?"),
-    ("Rechargeable batteries last longer if they are not fully drained each time.", "How do I extend the life of a phone cell?"),
-    ("Hiccups can often be stopped by slowly sipping cold water.", "Any trick to end a spasm of the diaphragm?"),
-    ("Moths are attracted to wool and can ruin sweaters stored in closets.", "What insect eats holes in jumpers kept in the wardrobe?"),
-    ("Sunflowers turn their heads to follow the sun while they are young.", "Do those tall yellow blooms track daylight across the sky?"),
-    ("Bananas ripen faster when kept in a paper bag with an apple.", "How can I speed up fruit getting soft and sweet?"),
+    ("Puppies gnaw on sofas and table legs when they are bored or teething. Offer sturdy rubber toys and "
+     "praise calm behaviour. Keep shoes out of reach until the habit fades.", "Why does my young dog chew the furniture?"),
+    ("Descale the espresso machine every three months with a citric acid solution. Hard water leaves "
+     "mineral deposits in the boiler. Rinse the reservoir twice afterwards.", "How often should the coffee maker have its limescale removed?"),
+    ("Wooden chopping boards should be oiled monthly so they do not crack. Wash them by hand and let them "
+     "dry upright. Never leave them soaking.", "How do I keep a timber cutting board from splitting?"),
+    ("Cyclists should fit a bright rear lamp when riding after sunset. Reflective bands on ankles help "
+     "drivers notice pedalling motion. A white front beam is required by law.", "What do bike riders need for safety at night?"),
+    ("Bread goes stale faster in the refrigerator than at room temperature. Starch recrystallises quickly "
+     "in the cold. Freeze slices instead and toast them straight away.", "Does keeping a loaf in the fridge make it dry out quicker?"),
+    ("Houseplants with yellowing leaves are often watered too much. Soggy soil starves roots of oxygen. "
+     "Let the top layer of compost dry before watering again.", "Why are my indoor plants turning pale?"),
+    ("A dripping tap usually needs a new washer rather than a new faucet. Turn off the supply valve under "
+     "the sink first. The rubber ring costs very little.", "What fixes a leaky kitchen spigot cheaply?"),
+    ("Toddlers sleep better with a consistent evening routine and a dim room. A bath and a story signal "
+     "that the day is ending. Screens before bed delay drowsiness.", "How can I help my small child settle down at night?"),
+    ("Cast iron pans rust if they are left to soak in the sink. Dry them on a warm hob and wipe a thin "
+     "film of oil over the surface.", "Why did my skillet get orange spots after washing?"),
+    ("Migrating swallows fly south to Africa when autumn arrives. They cover thousands of kilometres and "
+     "return to the same barns each spring.", "Where do these small birds travel when the weather cools?"),
+    ("Shin splints are common among runners who increase mileage too quickly. Rest, ice and gradual "
+     "training let the tissue along the bone recover.", "Why do my lower legs ache after jogging much more than usual?"),
+    ("Frozen water pipes can burst because ice expands as it forms. Insulate exposed pipework and keep "
+     "the heating on low during cold spells.", "What happens to plumbing in a hard frost?"),
+    ("Printer paper jams are often caused by damp or curled sheets. Store reams flat in a dry cupboard and "
+     "fan the stack before loading the tray.", "Why does my office copier keep getting stuck?"),
+    ("Honey never spoils because its low moisture prevents bacteria from growing. Jars found in ancient "
+     "tombs were still edible. Crystals simply mean it has cooled.", "Can the sweet stuff bees make go off?"),
+    ("Loud snoring can be a sign of obstructed breathing during sleep. Pauses and gasps at night deserve "
+     "a visit to a doctor. Sleeping on the side may help.", "Is noisy nighttime breathing a health concern?"),
+    ("Tyre pressure drops in cold weather, so check it when temperatures fall. Under-inflated tyres wear "
+     "faster and waste fuel.", "Should I inflate my car wheels more in winter?"),
+    ("Cats knead blankets with their paws as a comforting habit from kittenhood. Purring often accompanies "
+     "the rhythmic pushing.", "Why does my feline press its feet on soft things?"),
+    ("Solar panels produce less electricity on cloudy days but still generate some. Diffuse light reaches "
+     "the cells through thin cloud.", "Do photovoltaic roofs work when it is overcast?"),
+    ("Onions make eyes water because cutting them releases an irritating gas. Chilling the bulb first and "
+     "using a sharp knife reduce the sting.", "Why do I cry when chopping that vegetable?"),
+    ("Rechargeable batteries last longer if they are not fully drained each time. Lithium cells prefer to "
+     "stay between a fifth and four fifths charged.", "How do I extend the life of a phone cell?"),
+    ("Hiccups can often be stopped by slowly sipping cold water. Holding the breath briefly also calms "
+     "the spasms.", "Any trick to end a spasm of the diaphragm?"),
+    ("Moths are attracted to wool and can ruin sweaters stored in closets. Cedar blocks and sealed bags "
+     "keep the larvae away from knitwear.", "What insect eats holes in jumpers kept in the wardrobe?"),
+    ("Sunflowers turn their heads to follow the sun while they are young. Mature flower heads face east "
+     "all day.", "Do those tall yellow blooms track daylight across the sky?"),
+    ("Bananas ripen faster when kept in a paper bag with an apple. The fruit gives off ethylene gas, which "
+     "triggers softening and sweetness.", "How can I speed up fruit getting soft and sweet?"),
 ]
 SYLLABLES = ["ka", "lo", "mir", "ven", "tas", "dor", "el", "qui", "ran", "sel", "bo", "thar", "ny", "gal", "or", "pe"]
 MONTHS = ["January", "March", "May", "July", "September", "November"]
@@ -127,7 +152,7 @@ def build_corpus(folder: Path, files: int, seed: int = 7) -> list[Question]:
                                   f"{place} observatory recorded {count}"))
         if paraphrases and index % 12 == 5:
             passage, question = paraphrases.pop()
-            facts.append(passage)
+            paragraphs.insert(rng.randrange(len(paragraphs)), passage)
             questions.append(Question("paraphrase", question, passage[:40]))
         for fact in facts:
             at = rng.randrange(len(paragraphs))
@@ -178,7 +203,7 @@ def score(searcher, questions: list[Question], mode: str) -> dict[str, dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--files", type=int, default=320)
+    parser.add_argument("--files", type=int, default=330)
     parser.add_argument("--keep", type=Path, help="build the corpus and database here instead of a temp dir")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="docmind-bench-"))
