@@ -36,6 +36,7 @@ def build_app(context: AppContext) -> gr.Blocks:
 
 
 def _first_tab(context: AppContext) -> gr.Tabs:
-    """Open on the Model tab while no model is on disk (the page opens on Chat otherwise)."""
+    """Start the background work; open on the Model tab while no model is on disk (else on Chat)."""
+    context.started()
     missing = context.model.status.phase is ModelPhase.MISSING
     return gr.Tabs(selected="model") if missing else gr.skip()

@@ -45,8 +45,18 @@ class ModelState:
         self._settings = settings
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._status = ModelStatus(ModelPhase.MISSING, self._name())
         self._switched = False
+        problem = self._files_problem()
+        self._status = ModelStatus(ModelPhase.MISSING, self._name(), problem) if problem else ModelStatus(
+            ModelPhase.LOADING, self._name(), "Loading the model…")
+
+    def _files_problem(self) -> str:
+        """Why the model cannot load (not downloaded, damaged), or "" when its files are on disk."""
+        try:
+            check_model_files(resolve_model(self._settings))
+        except ModelError as error:
+            return str(error)
+        return ""
 
     def _name(self) -> str:
         return str(self._settings.model_path or self._settings.model)
@@ -71,10 +81,9 @@ class ModelState:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
-        try:
-            check_model_files(resolve_model(self._settings))
-        except ModelError as error:
-            self._set(ModelPhase.MISSING, str(error))
+        problem = self._files_problem()
+        if problem:
+            self._set(ModelPhase.MISSING, problem)
             return
         self._set(ModelPhase.LOADING, "Loading the model…")
         self._thread = threading.Thread(target=self._load, name="docmind-model-load", daemon=True)
@@ -107,6 +116,8 @@ class AppContext:
     download: ModelDownload = field(init=False)
     _listeners: list[Callable[[Settings], None]] = field(default_factory=list)
     _warm_ups: list[Callable[[], object]] = field(default_factory=list)
+    _started: bool = False
+    _start_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.download = ModelDownload(self.settings, on_done=self.model_downloaded)
@@ -120,7 +131,14 @@ class AppContext:
         self._warm_ups.append(warm_up)
 
     def started(self) -> None:
-        """The server is up: load the model and run the warm-ups, all in the background."""
+        """Load the model and run the warm-ups in the background (once; after the first page load).
+
+        Until then the server has the CPU to itself, so the page becomes usable sooner.
+        """
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
         self.model.start_loading()
 
         def warm() -> None:

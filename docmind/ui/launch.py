@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 CONCURRENT_EVENTS = 8
+BACKGROUND_START_SECONDS = 5.0
+"""The model starts loading at the first page load, or this long after start-up if no page opens."""
 
 
 @dataclass
@@ -126,7 +129,9 @@ def serve(
     )
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     log.info("DocMind is running at %s (gradio reports %s)", url, local_url)
-    context.started()
+    background = threading.Timer(BACKGROUND_START_SECONDS, context.started)  # when no page opens (scripts)
+    background.daemon = True
+    background.start()
     if open_browser:
         webbrowser.open(url)
     return RunningApp(url=url, host=host, port=port, demo=demo, context=context)

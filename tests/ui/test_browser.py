@@ -256,6 +256,7 @@ def test_sessions_search_import_and_delete_with_confirmation(page, tmp_path: Pat
     assert "Summarise the warranty terms" not in table.inner_text()
 
     table.get_by_text("What does the Zorblax warranty cover?").filter(visible=True).first.click()
+    page.locator("#docmind-sessions-summary").get_by_text("What does the Zorblax warranty cover?").wait_for()
     with page.expect_download() as download:
         page.get_by_role("button", name="Export JSON").click()
     exported = tmp_path / "export.json"
