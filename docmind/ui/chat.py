@@ -83,7 +83,7 @@ class Chatter:
         view = TurnView(question=question, session_id=session_id)
         if context.model.status.phase is ModelPhase.LOADING:
             view.notices.append(LOADING_NOTICE)
-        last, shown_text = 0.0, False
+        last, shown_text = time.monotonic(), False  # nothing worth a page update before the first text
         try:
             service = await asyncio.to_thread(self.service, think)
             async for event in service.chat(session_id or None, question):
