@@ -110,7 +110,8 @@ def _hub():
     return huggingface_hub
 
 
-def list_remote_files(hub_id: str, *, revision: str = "main", endpoint: str | None = None) -> tuple[str, list[RemoteFile]]:
+def list_remote_files(hub_id: str, *, revision: str = "main",
+                      endpoint: str | None = None) -> tuple[str, list[RemoteFile]]:
     """The commit that ``revision`` points to and the files DocMind needs from it."""
     hub = _hub()
     try:

@@ -11,149 +11,22 @@ decode at batch 5 on CPU against 2.3x for transformers' continuous batching, STA
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from docmind.model.errors import EngineStoppedError, PromptTooLongError
+from docmind.model.prefix_cache import PrefixCache
+from docmind.model.requests import GenerationRequest, GenerationResult, RequestHandle
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX_CACHE_BYTES = 2 * 1024**3
-MIN_REUSED_TOKENS = 16
-
-
-@dataclass
-class GenerationRequest:
-    """One generation: a prompt (text or token ids) and how to sample it."""
-
-    prompt: str | list[int]
-    max_new_tokens: int = 1024
-    temperature: float = 0.0
-    """0 means greedy."""
-    top_p: float = 1.0
-    stop: tuple[str, ...] = ()
-    """Stop strings: generation ends before the first one, which is not returned."""
-    stop_token_ids: tuple[int, ...] | None = None
-    """Stop tokens; None means the model's end-of-turn tokens."""
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """What a finished request produced, with its token counts and timings."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
-    """``stop``, ``length`` or ``cancelled``."""
-    cached_prompt_tokens: int
-    """Prompt tokens whose KV came from an earlier request (not recomputed)."""
-    first_token_seconds: float | None
-    seconds: float
-    token_ids: tuple[int, ...] = ()
-    """Every sampled token, the final stop token included."""
-
-
-_DONE = object()
-
-
-class RequestHandle:
-    """A submitted request: iterate it (sync or async) for text deltas, ``cancel()`` it, read ``result``."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, request: GenerationRequest, prompt_ids: list[int]) -> None:
-        self.id = next(self._ids)
-        self.request = request
-        self.prompt_ids = prompt_ids
-        self.result: GenerationResult | None = None
-        self.error: BaseException | None = None
-        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._cancelled = threading.Event()
-        self._finished = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup: asyncio.Event | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def cancel(self) -> None:
-        """Stop generating; the engine frees this request's batch slot at its next step."""
-        self._cancelled.set()
-
-    def _push(self, item: Any) -> None:
-        self._events.put(item)
-        loop, wakeup = self._loop, self._wakeup
-        if loop is not None and wakeup is not None:
-            try:
-                loop.call_soon_threadsafe(wakeup.set)
-            except RuntimeError:  # the consumer's loop is closed
-                pass
-
-    def _finish(self, result: GenerationResult | None, error: BaseException | None = None) -> None:
-        self.result, self.error = result, error
-        self._finished.set()
-        self._push(_DONE)
-
-    def _take(self, item: Any) -> str | None:
-        if item is _DONE:
-            if self.error is not None:
-                raise self.error
-            return None
-        return item
-
-    def __iter__(self) -> Iterator[str]:
-        done = False
-        try:
-            while True:
-                delta = self._take(self._events.get())
-                if delta is None:
-                    done = True
-                    return
-                yield delta
-        finally:
-            if not done:
-                self.cancel()
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        self._loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        done = False
-        try:
-            while True:
-                self._wakeup.clear()
-                try:
-                    item = self._events.get_nowait()
-                except queue.Empty:
-                    await self._wakeup.wait()
-                    continue
-                delta = self._take(item)
-                if delta is None:
-                    done = True
-                    return
-                yield delta
-        finally:
-            if not done:
-                self.cancel()
-
-    def wait(self, timeout: float | None = None) -> GenerationResult:
-        """Block until finished; return the result or raise the request's error."""
-        if not self._finished.wait(timeout):
-            raise TimeoutError(f"request {self.id} still running after {timeout} s")
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
 
 
 class _Detokenizer:
@@ -213,54 +86,6 @@ class _Prefill:
     """Prompt tokens already in ``cache``."""
 
 
-@dataclass
-class _PrefixEntry:
-    ids: tuple[int, ...]
-    kv: list[tuple[Any, Any]]
-    nbytes: int
-
-
-@dataclass
-class _PrefixCache:
-    """KV caches of finished requests, reused by later prompts that start with the same tokens."""
-
-    budget_bytes: int
-    entries: collections.OrderedDict[int, _PrefixEntry] = field(default_factory=collections.OrderedDict)
-    _keys: itertools.count = field(default_factory=itertools.count)
-
-    def lookup(self, ids: list[int]) -> tuple[_PrefixEntry | None, int]:
-        """The entry sharing the longest prefix with ``ids`` and that length (< len(ids))."""
-        best, best_n = None, 0
-        for key, entry in self.entries.items():
-            n = _common_prefix(entry.ids, ids)
-            if n > best_n:
-                best, best_n = key, n
-        best_n = min(best_n, len(ids) - 1)
-        if best is None or best_n < MIN_REUSED_TOKENS:
-            return None, 0
-        self.entries.move_to_end(best)
-        return self.entries[best], best_n
-
-    def add(self, ids: tuple[int, ...], kv: list[tuple[Any, Any]]) -> None:
-        nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
-        if nbytes > self.budget_bytes or len(ids) < MIN_REUSED_TOKENS:
-            return
-        for key in [k for k, e in self.entries.items() if ids[: len(e.ids)] == e.ids]:
-            del self.entries[key]  # superseded by this longer history
-        self.entries[next(self._keys)] = _PrefixEntry(ids, kv, nbytes)
-        while sum(e.nbytes for e in self.entries.values()) > self.budget_bytes:
-            self.entries.popitem(last=False)
-
-
-def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
-    """Length of the shared start of two token sequences (vectorised: histories run to 30k tokens)."""
-    import numpy as np
-
-    n = min(len(a), len(b))
-    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
-    return int(differ[0]) if differ.size else n
-
-
 class GenerationEngine:
     """Serves all generation requests from one model, batching concurrent ones step by step."""
 
@@ -273,7 +98,7 @@ class GenerationEngine:
         config_window = getattr(model.config, "max_position_embeddings", None) or 32768
         self.context_window = min(context_window or config_window, config_window)
         self.default_stop_ids = _stop_ids(model, tokenizer)
-        self._prefix = _PrefixCache(prefix_cache_bytes)
+        self._prefix = PrefixCache(prefix_cache_bytes)
         self._incoming: queue.SimpleQueue[RequestHandle | None] = queue.SimpleQueue()
         self._pending: collections.deque[RequestHandle] = collections.deque()
         self._rows: list[_Row] = []

@@ -114,7 +114,8 @@ def plan_for(spec: ModelSpec | None, hardware: Hardware, quantization: str = "au
         raise ValueError(f"Unknown quantization {quantization!r}: use auto or one of {', '.join(QUANTIZATIONS)}.")
     if hardware.device == "cuda":
         quant = "int4-weight" if quantization == "auto" else quantization
-        return LoadPlan("cuda", "bfloat16", quant, "CUDA GPU: bf16 with int4 weight-only (TorchAO) for speed and memory")
+        return LoadPlan("cuda", "bfloat16", quant,
+                        "CUDA GPU: bf16 with int4 weight-only (TorchAO) for speed and memory")
     if hardware.device == "mps":
         return LoadPlan("mps", "float16", "none", "Apple GPU: float16; TorchAO kernels do not cover MPS")
     if quantization != "auto":

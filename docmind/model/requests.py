@@ -1,0 +1,137 @@
+"""What callers hand the engine and get back: a request, a handle to stream or cancel it, its result."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class GenerationRequest:
+    """One generation: a prompt (text or token ids) and how to sample it."""
+
+    prompt: str | list[int]
+    max_new_tokens: int = 1024
+    temperature: float = 0.0
+    """0 means greedy."""
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    """Stop strings: generation ends before the first one, which is not returned."""
+    stop_token_ids: tuple[int, ...] | None = None
+    """Stop tokens; None means the model's end-of-turn tokens."""
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What a finished request produced, with its token counts and timings."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    """``stop``, ``length`` or ``cancelled``."""
+    cached_prompt_tokens: int
+    """Prompt tokens whose KV came from an earlier request (not recomputed)."""
+    first_token_seconds: float | None
+    seconds: float
+    token_ids: tuple[int, ...] = ()
+    """Every sampled token, the final stop token included."""
+
+
+_DONE = object()
+
+
+class RequestHandle:
+    """A submitted request: iterate it (sync or async) for text deltas, ``cancel()`` it, read ``result``."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, request: GenerationRequest, prompt_ids: list[int]) -> None:
+        self.id = next(self._ids)
+        self.request = request
+        self.prompt_ids = prompt_ids
+        self.result: GenerationResult | None = None
+        self.error: BaseException | None = None
+        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._cancelled = threading.Event()
+        self._finished = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Stop generating; the engine frees this request's batch slot at its next step."""
+        self._cancelled.set()
+
+    def _push(self, item: Any) -> None:
+        self._events.put(item)
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None:
+            try:
+                loop.call_soon_threadsafe(wakeup.set)
+            except RuntimeError:  # the consumer's loop is closed
+                pass
+
+    def _finish(self, result: GenerationResult | None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self._finished.set()
+        self._push(_DONE)
+
+    def _take(self, item: Any) -> str | None:
+        if item is _DONE:
+            if self.error is not None:
+                raise self.error
+            return None
+        return item
+
+    def __iter__(self) -> Iterator[str]:
+        done = False
+        try:
+            while True:
+                delta = self._take(self._events.get())
+                if delta is None:
+                    done = True
+                    return
+                yield delta
+        finally:
+            if not done:
+                self.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        done = False
+        try:
+            while True:
+                self._wakeup.clear()
+                try:
+                    item = self._events.get_nowait()
+                except queue.Empty:
+                    await self._wakeup.wait()
+                    continue
+                delta = self._take(item)
+                if delta is None:
+                    done = True
+                    return
+                yield delta
+        finally:
+            if not done:
+                self.cancel()
+
+    def wait(self, timeout: float | None = None) -> GenerationResult:
+        """Block until finished; return the result or raise the request's error."""
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"request {self.id} still running after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
