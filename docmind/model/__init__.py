@@ -1,8 +1,11 @@
 """The model layer: registry, hardware plan, download, loading (TorchAO), thinking parser, batched engine.
 
-Importing this package is cheap; torch and transformers load only when a model does.
+Importing this package is cheap; torch and transformers load only when a model does. The process-wide
+model lives in ``docmind.model.runtime`` (``get_runtime``, ``get_engine``, ``get_llm``, ``model_ready``;
+it imports LlamaIndex), downloads in ``docmind.model.download``.
 """
 
+from docmind.model.engine import GenerationEngine
 from docmind.model.errors import (
     DiskSpaceError,
     DownloadCancelledError,
@@ -14,13 +17,50 @@ from docmind.model.errors import (
     ModelNotDownloadedError,
     PromptTooLongError,
 )
-from docmind.model.hardware import Hardware, LoadPlan, Recommendation, detect_hardware, plan_for, recommend
-from docmind.model.registry import MODELS, ModelChoice, ModelSpec, get_spec, resolve_model
+from docmind.model.hardware import (
+    Hardware,
+    LoadPlan,
+    Recommendation,
+    detect_hardware,
+    plan_for,
+    recommend,
+)
+from docmind.model.registry import (
+    MODELS,
+    ModelChoice,
+    ModelSpec,
+    get_spec,
+    resolve_model,
+)
+from docmind.model.requests import GenerationRequest, GenerationResult, RequestHandle
 from docmind.model.thinking import Piece, ThinkParser, split_thinking
 
 __all__ = [
-    "MODELS", "DiskSpaceError", "DownloadCancelledError", "DownloadError", "EngineStoppedError", "Hardware",
-    "InsufficientMemoryError", "LoadPlan", "ModelChoice", "ModelCorruptError", "ModelError",
-    "ModelNotDownloadedError", "ModelSpec", "Piece", "PromptTooLongError", "Recommendation", "ThinkParser",
-    "detect_hardware", "get_spec", "plan_for", "recommend", "resolve_model", "split_thinking",
+    "MODELS",
+    "DiskSpaceError",
+    "DownloadCancelledError",
+    "DownloadError",
+    "EngineStoppedError",
+    "GenerationEngine",
+    "GenerationRequest",
+    "GenerationResult",
+    "Hardware",
+    "InsufficientMemoryError",
+    "LoadPlan",
+    "ModelChoice",
+    "ModelCorruptError",
+    "ModelError",
+    "ModelNotDownloadedError",
+    "ModelSpec",
+    "Piece",
+    "PromptTooLongError",
+    "Recommendation",
+    "RequestHandle",
+    "ThinkParser",
+    "detect_hardware",
+    "get_spec",
+    "plan_for",
+    "recommend",
+    "resolve_model",
+    "split_thinking",
 ]
