@@ -30,6 +30,7 @@ def build_app(context: AppContext) -> gr.Blocks:
             api_visibility="private",
         )
         demo.load(lambda: _first_tab(context), outputs=tabs, api_visibility="private")
+        demo.load(chat_tab.fresh_picker, outputs=chat_tab.picker, api_visibility="private")
         chat.register_api(context, chatter)
         sessions.register_api(context)
     return demo

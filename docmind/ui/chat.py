@@ -108,6 +108,10 @@ class ChatTab:
     picker: gr.Dropdown
     sessions: Sessions
 
+    def fresh_picker(self) -> dict:
+        """The session picker with the chats that exist now (for a page that has just loaded)."""
+        return gr.update(choices=_choices(self.sessions))
+
     def open_session(self, sid: str) -> tuple:
         """Outputs for ``[chatbot, session_id, picker, tabs]``: session ``sid`` shown in the Chat tab."""
         picker = gr.update(choices=_choices(self.sessions), value=sid)

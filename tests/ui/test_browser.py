@@ -233,6 +233,9 @@ def test_regenerate_answers_the_last_question_again(page) -> None:
 
 def test_after_reload_the_session_is_listed_and_exports(page, artifacts: Path) -> None:
     page.reload()
+    page.locator("#docmind-session-picker input").click()  # the Chat tab's session picker
+    page.get_by_role("option", name="Summarise the warranty terms").click()
+    page.locator("#docmind-chatbot").get_by_text("Summarise the warranty terms").first.wait_for()
     page.get_by_role("tab", name="Sessions").click()
     table = page.locator("#docmind-sessions-table")
     table.get_by_text("Summarise the warranty terms").click()
