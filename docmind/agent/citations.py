@@ -88,21 +88,22 @@ def _numbers(group: str) -> list[int]:
 
 def format_passages(passages: list[Passage]) -> str:
     """The tool observation: each passage with its number, file and page, to be cited as [n]."""
-    blocks = []
-    for p in passages:
-        text = re.sub(r"\s+", " ", p.text).strip()
-        if len(text) > PASSAGE_CHARS:
-            text = text[:PASSAGE_CHARS].rsplit(" ", 1)[0] + " …"
-        blocks.append(f"[{p.number}] ({p.where})\n{text}")
-    return "\n\n".join(blocks)
+    return "\n\n".join(f"[{p.number}] ({p.where})\n{_snippet(p.text, PASSAGE_CHARS)}" for p in passages)
+
+
+def _snippet(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word boundary after ``limit`` characters."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " …"
+    return text
 
 
 def search_result_answer(passages: list[Passage], heading: str) -> str:
     """An answer made of the passages themselves, cited, under a heading that says what it is."""
     lines = [heading, ""]
     for p in passages:
-        text = re.sub(r"\s+", " ", p.text).strip()
-        if len(text) > 400:
-            text = text[:400].rsplit(" ", 1)[0] + " …"
+        # A passage that starts like a Markdown block (# heading, > quote, list) must stay plain text.
+        text = re.sub(r"^(\d*)([#>*+\-.)])", r"\1\\\2", _snippet(p.text, 400))
         lines.append(f"- {text} [{p.number}]")
     return "\n".join(lines)
