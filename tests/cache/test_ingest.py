@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from docmind.cache.embeddings import default_embed_model_path
 from docmind.config import Settings
 from docmind.storage import open_database
 from tests.cache.files import make_docx, make_html, make_pdf
+from tests.storage.helpers import AS_UNPRIVILEGED, REPO
 
 TOPICS = [
     "Volcanoes form where magma rises through cracks in the crust of the earth.",
@@ -150,15 +154,21 @@ def test_bad_inputs_are_reported_and_the_rest_ingested(settings: Settings, tmp_p
     assert "Crème brûlée: déjà vu à la française." in texts
 
 
-def test_unreadable_permissions_are_reported(settings: Settings, tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("running as root: chmod 000 does not stop root reading (the fifo case covers unopenable files)")
+def test_unreadable_permissions_are_reported(data_dir: Path, tmp_path: Path) -> None:
+    """A real `docmind ingest` process without root's file-mode override (it drops its capabilities)."""
     locked = tmp_path / "locked.txt"
     locked.write_text("private")
     locked.chmod(0)
-    report = Ingestor(settings).ingest([locked])
-    assert [f.error for f in report.files_failed] == ["permission denied: DocMind may not read this file"]
-    assert not report.succeeded
+    script = AS_UNPRIVILEGED + "from docmind.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
+    child = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + script, "--data-dir", str(data_dir), "ingest", str(locked), "--json"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    report = json.loads(child.stdout)
+    assert report["files_failed"] == [
+        {"path": str(locked), "error": "permission denied: DocMind may not read this file"}
+    ]
+    assert child.returncode == 1
 
 
 def test_changing_the_embedding_model_reembeds_everything(settings: Settings, tmp_path: Path) -> None:
