@@ -3,9 +3,9 @@
 Detection is cheap: torch is imported only when its build can see a GPU (a CUDA build, or macOS for MPS).
 
 Quantization per device, chosen by measurement (tests/benchmarks/bench_model.py):
-- CPU: eager TorchAO int8 decodes *slower* than bf16 (Qwen3-0.6B shape on a 2-core AVX-512 EPYC:
-  int8 weight-only 0.33x, int8 dynamic 0.27x the bf16 tokens/s; STACK.md saw 0.45x), so bf16 is the
-  default when RAM allows. int8 weight-only, embedding included, cuts resident memory to 0.54x and is
+- CPU: eager TorchAO int8 decodes *slower* than bf16 (Qwen3-0.6B shape, 2-core AVX-512 EPYC, one
+  thread: bf16 9.0 tok/s, int8 weight-only 3.6 tok/s = 0.41x, int8 dynamic 0.09x), so bf16 is the
+  default when RAM allows. int8 weight-only, embedding included, cuts resident memory to 0.53x and is
   used only when bf16 does not fit.
 - CUDA: int4 weight-only (TorchAO tinygemm), fast and a quarter of the weight memory.
 - MPS: float16, no TorchAO (its kernels do not cover MPS).
