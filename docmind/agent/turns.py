@@ -105,10 +105,9 @@ class TurnRecorder:
             StoredMessage(role="assistant", content="", status=STATUS_STREAMING),
         )
         self.answer_id = ids[1]
-        self._flushed_at = time.monotonic()
 
     async def progress(self, answer: str, thinking: str) -> None:
-        """Write the partial answer at most every ``FLUSH_SECONDS``."""
+        """Write the partial answer: its first words at once, then at most every ``FLUSH_SECONDS``."""
         if time.monotonic() - self._flushed_at < FLUSH_SECONDS or (answer, thinking) == self._flushed:
             return
         self._flushed_at = time.monotonic()
