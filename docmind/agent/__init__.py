@@ -3,8 +3,7 @@
 Names are imported on first use, so ``docmind sessions ...`` never loads LlamaIndex or the model.
 """
 
-from importlib import import_module
-from typing import Any
+from docmind._lazy import lazy_getattr
 
 _LAZY = {
     "Sessions": "docmind.agent.sessions",
@@ -23,10 +22,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

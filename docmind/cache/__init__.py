@@ -4,8 +4,7 @@ Names are imported on first use, so ``docmind ingest`` on an unchanged library n
 LlamaIndex, torch or transformers.
 """
 
-from importlib import import_module
-from typing import Any
+from docmind._lazy import lazy_getattr
 
 _LAZY = {
     "Citation": "docmind.cache.retrieval",
@@ -27,10 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

@@ -4,9 +4,7 @@ The LlamaIndex stores are imported on first use, so ``Database``-only paths (doc
 do not pay for importing llama-index.
 """
 
-from importlib import import_module
-from typing import Any
-
+from docmind._lazy import lazy_getattr
 from docmind.storage.db import Database, open_database
 from docmind.storage.errors import (
     DatabaseTooNewError,
@@ -28,10 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
