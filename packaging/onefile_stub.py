@@ -9,6 +9,7 @@ Standard library only, so the stub itself starts in a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -20,6 +21,7 @@ import tarfile
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from native_dialog import show_error
@@ -29,6 +31,7 @@ APP_NAME = "DocMind"
 COMPLETE_MARKER = ".complete"
 _UNPACKING_PREFIX = ".unpacking-"
 _STALE_UNPACK_S = 3600
+UNPACK_LOCK = ".unpack.lock"
 
 
 class UnpackError(Exception):
@@ -64,6 +67,32 @@ class _Slice(io.RawIOBase):
         return len(data)
 
 
+@contextlib.contextmanager
+def unpack_lock(root: Path) -> Iterator[None]:
+    """Held while unpacking, so a second double-click waits for the first unpack instead of repeating it.
+
+    The operating system drops the lock when its process dies, so a killed first start never blocks."""
+    try:
+        file = open(root / UNPACK_LOCK, "a+b")
+    except OSError as error:
+        raise UnpackError(f"cannot write in {root} ({error.strerror}). Set DOCMIND_RUNTIME_DIR to a writable folder.")
+    with file:
+        if sys.platform == "win32":
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(file.fileno(), msvcrt.LK_LOCK, 1)  # itself retries for ~10 s
+                    break
+                except OSError:
+                    continue
+        else:
+            import fcntl
+
+            fcntl.flock(file, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
     """The folder holding this build's app, unpacking it first if no complete copy exists."""
     target = root / payload.build_id
@@ -74,6 +103,15 @@ def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
         free = shutil.disk_usage(root).free
     except OSError as error:
         raise UnpackError(f"cannot create {root} ({error.strerror}). Set DOCMIND_RUNTIME_DIR to a writable folder.")
+    with unpack_lock(root):
+        if (target / COMPLETE_MARKER).is_file():  # another start unpacked it while this one waited
+            return target
+        _unpack(executable, payload, root, target, free)
+    _remove_other_builds(root, keep=target)
+    return target
+
+
+def _unpack(executable: Path, payload: Payload, root: Path, target: Path, free: int) -> None:
     if free < payload.unpacked_size * 1.05:
         raise UnpackError(
             f"DocMind needs {payload.unpacked_size / 1e9:.1f} GB free in {root} to unpack itself the first "
@@ -99,8 +137,6 @@ def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"DocMind: unpacked in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
-    _remove_other_builds(root, keep=target)
-    return target
 
 
 def _remove_other_builds(root: Path, keep: Path) -> None:

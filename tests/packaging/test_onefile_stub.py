@@ -7,15 +7,17 @@ covered by smoke_binary.py.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packaging"))
+STUB_DIR = Path(__file__).resolve().parents[2] / "packaging"
+sys.path.insert(0, str(STUB_DIR))
 
-from onefile_stub import COMPLETE_MARKER, UnpackError, child_environment, ensure_unpacked  # noqa: E402
+from onefile_stub import COMPLETE_MARKER, UNPACK_LOCK, UnpackError, child_environment, ensure_unpacked  # noqa: E402
 from payload import PYI_COOKIE, PYI_COOKIE_MAGIC, PayloadError, read_payload, splice  # noqa: E402
 
 BOOTLOADER = b"\x7fELF pretend bootloader" * 100
@@ -102,7 +104,7 @@ def test_a_new_version_replaces_the_old_and_an_interrupted_unpack_is_redone(tmp_
     new = _single_file(tmp_path, "0.2.0-bbbb")
     app_dir = ensure_unpacked(new, read_payload(new), root)
     assert "0.2.0-bbbb" in (app_dir / "DocMind").read_text()
-    assert sorted(p.name for p in root.iterdir()) == ["0.2.0-bbbb"]
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["0.2.0-bbbb"]
 
 
 def test_a_damaged_payload_is_reported_and_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -114,7 +116,7 @@ def test_a_damaged_payload_is_reported_and_leaves_nothing_behind(tmp_path: Path)
     root = tmp_path / "runtime"
     with pytest.raises(UnpackError, match="damaged"):
         ensure_unpacked(single, payload, root)
-    assert list(root.iterdir()) == []
+    assert [p.name for p in root.iterdir()] == [UNPACK_LOCK]
 
 
 def test_too_little_disk_space_is_reported_before_unpacking(tmp_path: Path) -> None:
@@ -134,3 +136,27 @@ def test_the_app_gets_a_clean_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert "_PYI_APPLICATION_HOME_DIR" not in env and "LD_LIBRARY_PATH_ORIG" not in env
     assert env["LD_LIBRARY_PATH"] == "/opt/lib"
     assert env["PYINSTALLER_RESET_ENVIRONMENT"] == "1"
+
+
+def test_two_first_starts_at_once_unpack_only_once(tmp_path: Path) -> None:
+    """A double-click repeated while the first start unpacks waits for it instead of unpacking again."""
+    app = tmp_path / "big-app"
+    app.mkdir()
+    for i in range(40):  # ~40 MB of incompressible data: unpacking takes a noticeable moment
+        (app / f"part{i}.bin").write_bytes(os.urandom(1 << 20))
+    archive = tmp_path / "big-app.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        tar.add(app, arcname=".")
+    single = tmp_path / "DocMind-big"
+    splice(_fake_stub(tmp_path / "stub"), archive, 40 << 20, "0.1.0-big", single)
+    root = tmp_path / "runtime"
+    script = (f"import sys; sys.path.insert(0, {str(STUB_DIR)!r}); from pathlib import Path; "
+              "from onefile_stub import ensure_unpacked; from payload import read_payload; "
+              f"single = Path({str(single)!r}); print(ensure_unpacked(single, read_payload(single), Path({str(root)!r})))")
+    starts = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in starts]
+    assert [process.returncode for process in starts] == [0, 0], outputs
+    assert {stdout.strip() for stdout, _ in outputs} == {str(root / "0.1.0-big")}
+    assert sum("unpacking into" in stderr for _, stderr in outputs) == 1, outputs
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["0.1.0-big"]
