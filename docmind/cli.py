@@ -134,14 +134,15 @@ def _sessions():
 
 
 def _session_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Report unknown ids and bad exports as one line (exit 1)."""
+    """Report unknown ids, bad exports and busy sessions as one line (exit 1)."""
 
     def run(args: argparse.Namespace) -> int:
         from docmind.agent.sessions import InvalidExportError, UnknownSessionError
+        from docmind.agent.turns import SessionBusyError
 
         try:
             return handler(args)
-        except (UnknownSessionError, InvalidExportError) as error:
+        except (UnknownSessionError, InvalidExportError, SessionBusyError) as error:
             raise CommandError(str(error)) from error
 
     return run

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from docmind.agent.turns import recover_interrupted
+from docmind.agent.turns import SessionBusyError, SessionLock, recover_interrupted
 from docmind.storage.db import Database
 from docmind.storage.sessions import (
     STATUS_STREAMING,
@@ -73,7 +73,17 @@ class Sessions:
         return self.get(session_id)
 
     def delete(self, session_id: str) -> None:
-        if not self.log.delete_session(session_id):
+        """Delete a session, its messages and its lock file; refused while it is answering."""
+        lock = SessionLock(self.log, session_id)
+        if not lock.try_acquire():
+            raise SessionBusyError(f"Session {session_id} is answering a question right now. Stop the answer "
+                                   "or wait for it to finish, then delete the session.")
+        try:
+            deleted = self.log.delete_session(session_id)
+        finally:
+            lock.release()
+            lock.discard()
+        if not deleted:
             raise UnknownSessionError(session_id)
 
     def title_from_first_question(self, session_id: str, question: str) -> None:

@@ -42,10 +42,10 @@ class SessionLock:
     """The cross-process lock of one session, held for the length of a turn."""
 
     def __init__(self, chat_log: ChatLog, session_id: str) -> None:
-        path = lock_path(chat_log, session_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = lock_path(chat_log, session_id)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.session_id = session_id
-        self._lock = FileLock(path, thread_local=False)
+        self._lock = FileLock(self.path, thread_local=False)
 
     async def acquire(self, timeout: float = LOCK_WAIT_SECONDS) -> None:
         try:
@@ -65,6 +65,13 @@ class SessionLock:
 
     def release(self) -> None:
         self._lock.release()
+
+    def discard(self) -> None:
+        """Remove the lock file of a deleted session (best effort: another process may hold it open)."""
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as error:
+            log.debug("lock file %s left behind: %s", self.path, error)
 
 
 def recover_interrupted(chat_log: ChatLog, session_ids: list[str] | None = None) -> int:

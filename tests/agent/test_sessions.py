@@ -10,6 +10,7 @@ import time
 import pytest
 
 from docmind.agent.sessions import InvalidExportError, Sessions, UnknownSessionError, title_from_question
+from docmind.agent.turns import SessionBusyError, lock_path
 from docmind.storage.sessions import ChatLog, StoredMessage
 
 CITATION = {"number": 1, "source": "/docs/report.pdf", "page": 3, "text": "Revenue grew by 12 percent."}
@@ -146,3 +147,25 @@ def test_sessions_list_imports_nothing_heavy(data_dir):
     assert result.returncode == 0
     modules = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert not modules & {"torch", "transformers", "gradio", "llama_index"}
+
+
+def test_delete_is_refused_while_another_process_answers_and_removes_the_lock_file(db_path):
+    sessions = Sessions(db_path)
+    session_id = _chat(db_path, "A question being answered")
+    path = lock_path(sessions.log, session_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(  # a turn in another DocMind process holds the session's lock
+        [sys.executable, "-c", f"from filelock import FileLock; import sys; lock = FileLock({str(path)!r}); "
+                               "lock.acquire(); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SessionBusyError, match="answering a question right now"):
+            sessions.delete(session_id)
+        assert sessions.get(session_id).messages == 2  # nothing was lost
+    finally:
+        holder.communicate("", timeout=10)
+    sessions.delete(session_id)
+    assert not path.exists()
+    with pytest.raises(UnknownSessionError):
+        sessions.get(session_id)
