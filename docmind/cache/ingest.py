@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from docmind.cache.discovery import FileFailure, discover
 from docmind.cache.documents import remove_document
+from docmind.cache.embedding_cache import prune_embedding_cache
 from docmind.cache.embeddings import default_embed_model_path, embed_model_identity
 from docmind.cache.readers import Section, UnreadableFileError, read_file
 from docmind.config import Settings, load_settings
@@ -177,6 +178,8 @@ class Ingestor:
             self._store_group(group, run)
         if self._embedder is not None:
             report.embeddings_computed, report.embedding_seconds = self._embedder.take_counters()
+        if report.chunks_added or report.chunks_removed:
+            prune_embedding_cache(self.db, self.identity)
         report.seconds = time.perf_counter() - started
         run.notify(None, "done")
         return report

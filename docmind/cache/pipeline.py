@@ -25,6 +25,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode, TransformComponent
 from pydantic import ConfigDict, PrivateAttr
 
+from docmind.cache.embedding_cache import cache_collection, text_key
 from docmind.cache.embeddings import EMBED_BATCH_SIZE, load_embed_model
 from docmind.cache.readers import Section
 
@@ -59,10 +60,6 @@ class TextCleaner(TransformComponent):
         return nodes
 
 
-def text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _encode(vector: Sequence[float]) -> str:
     return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode("ascii")
 
@@ -87,7 +84,7 @@ class CachedEmbedding(TransformComponent):
 
     @property
     def collection(self) -> str:
-        return f"embeddings/{self.identity}"
+        return cache_collection(self.identity)
 
     def take_counters(self) -> tuple[int, float]:
         """Return (embeddings computed, seconds in the model) since the last call, and reset them."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from docmind.cache import Ingestor, Searcher, list_documents, remove_documents
+from docmind.cache.embedding_cache import cache_collection, prune_embedding_cache
 from docmind.cache.embeddings import default_embed_model_path
 from docmind.config import Settings
 from docmind.storage import open_database
@@ -109,6 +110,29 @@ def test_same_text_in_another_file_reuses_embeddings(settings: Settings, tmp_pat
     second = Ingestor(settings).ingest([tmp_path / "b"])
     assert first.embeddings_computed > 0
     assert (second.files_new, second.embeddings_computed, second.chunks_added) == (1, 0, first.chunks_added)
+
+
+def test_the_embedding_cache_forgets_the_oldest_texts_that_left_the_library(settings: Settings, tmp_path: Path) -> None:
+    essay = tmp_path / "essay.txt"
+    db = open_database(settings.db_path)
+    ingestor = Ingestor(settings)
+    collection = cache_collection(ingestor.identity)
+    cached = lambda: db.read("SELECT count(*) FROM kv WHERE collection = ?", (collection,))[0][0]  # noqa: E731
+    for version in range(3):  # each version replaces every chunk: the old ones become leftovers
+        essay.write_text(long_text(version * 7), encoding="utf-8")
+        ingestor.ingest([essay])
+    live = len(chunk_rows(settings))
+    assert cached() == 3 * live  # under the spare allowance nothing was pruned
+    db.write(lambda conn: conn.execute("INSERT INTO kv VALUES ('embeddings/an-old-model', 'k', '{}')"))
+
+    assert prune_embedding_cache(db, ingestor.identity, spare=0) == live + 1  # the oldest version, the old model
+    assert cached() == 2 * live
+    assert db.read("SELECT count(*) FROM kv WHERE collection = 'embeddings/an-old-model'")[0][0] == 0
+    assert prune_embedding_cache(db, ingestor.identity, spare=0) == 0
+    essay.write_text(long_text(7), encoding="utf-8")  # back to the previous version: still cached
+    assert Ingestor(settings).ingest([essay]).embeddings_computed == 0
+    essay.write_text(long_text(14), encoding="utf-8")  # and the current one was never forgotten
+    assert Ingestor(settings).ingest([essay]).embeddings_computed == 0
 
 
 def test_remove_document_deletes_its_chunks_and_fts_rows(settings: Settings, tmp_path: Path) -> None:
