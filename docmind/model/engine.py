@@ -1,12 +1,17 @@
 """One generation engine for every session: concurrent requests share each decoding step.
 
-A single worker thread owns the model. Each new request is prefilled on its own (reusing the KV cache
-of an earlier prompt that shares its prefix, such as the previous turn of the same chat; while other
-requests are decoding, in chunks of ``prefill_chunk`` tokens between their steps), then joins the
-running batch: its KV rows are left-padded to the batch length. Every step decodes one token for
-all rows at once; a row leaves when it stops, hits ``max_new_tokens``, is cancelled or fails, and its
-KV is kept for the next turn. This is static batching with rows joining and leaving (measured 4.7x
-decode at batch 5 on CPU against 2.3x for transformers' continuous batching, STACK.md).
+A single worker thread owns the model. Waiting requests are prefilled before they join the running
+batch. Short prompts that arrive together share one left-padded forward pass. A prompt that can
+reuse the KV cache of an earlier prompt with the same start (such as the previous turn of the same
+chat) runs on its own, from the end of the reused part. While other requests are decoding, prefill
+advances about ``prefill_chunk`` tokens between their steps. A new row's KV is left-padded to the
+batch length. Every step decodes one token for all rows at once. A row leaves when it stops, hits
+``max_new_tokens``, is cancelled or fails, and its KV is kept for the next turn. This is static
+batching with rows joining and leaving (measured 4.7x decode at batch 5 on CPU, against 2.3x for
+transformers' continuous batching, STACK.md).
+
+On CPU the model's decode-step attention runs as plain matmuls (``attention.py``), and the KV cache
+grows in place (``kv.py``). Both matter most for long prompts.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from docmind.model.attention import use_decode_attention
 from docmind.model.errors import EngineStoppedError, PromptTooLongError
 from docmind.model.prefix_cache import PrefixCache
 from docmind.model.requests import GenerationRequest, GenerationResult, RequestHandle
@@ -78,12 +84,17 @@ class _Row:
 
 @dataclass
 class _Prefill:
-    """A request whose prompt is being run through the model, chunk by chunk."""
+    """Requests whose prompts are being run through the model: one row chunk by chunk, or a group of
+    short prompts in one left-padded pass."""
 
-    row: _Row
+    rows: list[_Row]
     cache: Any
     done: int
-    """Prompt tokens already in ``cache``."""
+    """Prompt positions already in ``cache`` (a group's are all done in its single pass)."""
+
+    @property
+    def width(self) -> int:
+        return max(len(row.handle.prompt_ids) for row in self.rows)
 
 
 class GenerationEngine:
@@ -99,7 +110,7 @@ class GenerationEngine:
         self.context_window = min(context_window or config_window, config_window)
         self.default_stop_ids = _stop_ids(model, tokenizer)
         self._prefix = PrefixCache(prefix_cache_bytes)
-        self._incoming: queue.SimpleQueue[RequestHandle | None] = queue.SimpleQueue()
+        self._incoming: queue.SimpleQueue[list[RequestHandle] | None] = queue.SimpleQueue()
         self._pending: collections.deque[RequestHandle] = collections.deque()
         self._rows: list[_Row] = []
         self._cache: Any = None
@@ -109,6 +120,10 @@ class GenerationEngine:
         self._stopped = False
         self.peak_batch = 0
         """The most requests decoded in one step so far."""
+        self.prefill_passes = 0
+        """Forward passes run over prompts so far (a group of prompts prefilled together counts once)."""
+        self.decode_attention = use_decode_attention(model)
+        """Whether decode steps use ``attention.decode_attention`` (CPU) instead of sdpa."""
 
     # --- public API --------------------------------------------------------------------------------
 
@@ -119,6 +134,22 @@ class GenerationEngine:
 
     def submit(self, request: GenerationRequest) -> RequestHandle:
         """Queue ``request``; raise ``PromptTooLongError`` at once if its prompt cannot fit."""
+        return self.submit_many([request])[0]
+
+    def submit_many(self, requests: list[GenerationRequest]) -> list[RequestHandle]:
+        """Queue requests that arrive together, so that their short prompts share one prefill pass.
+
+        Raises (and queues none of them) if any prompt is empty or cannot fit the context.
+        """
+        handles = [RequestHandle(request, self._prompt_ids(request)) for request in requests]
+        with self._lock:
+            if self._stopped:
+                raise EngineStoppedError("The generation engine has been shut down.")
+            self._ensure_thread()
+            self._incoming.put(handles)
+        return handles
+
+    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
         ids = self.tokenize(request.prompt)
         if not ids:
             raise ValueError("The prompt is empty.")
@@ -126,13 +157,7 @@ class GenerationEngine:
             raise PromptTooLongError(
                 f"The prompt is {len(ids)} tokens but the model's context holds {self.context_window}. "
                 "Shorten the question or start a new session.")
-        handle = RequestHandle(request, ids)
-        with self._lock:
-            if self._stopped:
-                raise EngineStoppedError("The generation engine has been shut down.")
-            self._ensure_thread()
-            self._incoming.put(handle)
-        return handle
+        return ids
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Generate to the end (blocking)."""
@@ -185,8 +210,8 @@ class GenerationEngine:
         error = EngineStoppedError("The generation engine was shut down before this request finished.")
         for row in self._rows:
             row.handle._finish(None, error)
-        if self._prefilling is not None:
-            self._prefilling.row.handle._finish(None, error)
+        for row in self._prefilling.rows if self._prefilling is not None else []:
+            row.handle._finish(None, error)
         for handle in self._pending:
             handle._finish(None, error)
         self._rows, self._cache, self._prefilling = [], None, None
@@ -198,12 +223,15 @@ class GenerationEngine:
         while budget is None or budget > 0:
             if budget is None and self._rows:
                 budget = self.prefill_chunk  # a row is decoding now: give it its turn
-            if self._prefilling is None:
+            prefill = self._prefilling
+            if prefill is None:
                 if not self._pending or len(self._rows) >= self.max_batch:
                     return
-                self._prefilling = self._start_prefill(self._pending.popleft())
+                self._prefilling = self._start_prefill()
                 continue
-            done = self._prefill_chunk(self._prefilling, budget)
+            if len(prefill.rows) > 1 and budget is not None and len(prefill.rows) * prefill.width > budget:
+                return  # a group runs in one pass: wait for a whole step's budget
+            done = self._prefill_pass(prefill, budget)
             if budget is not None:
                 budget -= done
 
@@ -212,81 +240,112 @@ class GenerationEngine:
         block = not self._rows and not self._pending and self._prefilling is None
         while True:
             try:
-                handle = self._incoming.get(block=block)
+                handles = self._incoming.get(block=block)
             except queue.Empty:
                 return True
-            if handle is None:
+            if handles is None:
                 return False
-            self._pending.append(handle)
+            self._pending.extend(handles)
             block = False
 
-    def _start_prefill(self, handle: RequestHandle) -> _Prefill | None:
-        """Set up a request's row and KV cache, reusing the longest cached prefix of its prompt."""
-        import torch
-        from transformers import DynamicCache
+    def _start_prefill(self) -> _Prefill | None:
+        """Set up the next waiting request, reusing the longest cached prefix of its prompt; without
+        one, the short prompts queued right behind it join its prefill pass."""
+        from docmind.model.kv import new_cache
 
+        handle = self._pending.popleft()
         if handle.cancelled:
             handle._finish(self._result(None, handle, "cancelled"))
             return None
-        request, ids = handle.request, handle.prompt_ids
+        row = self._new_row(handle)
+        entry, reused = self._prefix.lookup(handle.prompt_ids)
+        if entry is not None:
+            row.cached_prompt_tokens = reused
+            kv = [(k[:, :, :reused], v[:, :, :reused]) for k, v in entry.kv]
+            return _Prefill([row], new_cache(self.model.config, kv), reused)
+        return _Prefill([row, *self._companions(len(handle.prompt_ids))], new_cache(self.model.config), 0)
+
+    def _companions(self, width: int) -> list[_Row]:
+        """Rows for the waiting requests at the head of the queue that can share a prefill pass with a
+        prompt of ``width`` tokens: all padded to the longest, the pass stays within ``prefill_chunk``."""
+        rows: list[_Row] = []
+        while self._pending and len(self._rows) + len(rows) + 2 <= self.max_batch:
+            handle = self._pending[0]
+            wider = max(width, len(handle.prompt_ids))
+            if (handle.cancelled or (len(rows) + 2) * wider > self.prefill_chunk
+                    or self._prefix.lookup(handle.prompt_ids)[0] is not None):
+                break
+            rows.append(self._new_row(self._pending.popleft()))
+            width = wider
+        return rows
+
+    def _new_row(self, handle: RequestHandle) -> _Row:
+        import torch
+
+        request = handle.request
         generator = None
         if request.temperature > 0:
             generator = torch.Generator().manual_seed(request.seed if request.seed is not None else handle.id)
-        row = _Row(handle=handle, stop_ids=frozenset(request.stop_token_ids or self.default_stop_ids),
-                   cached_ids=list(ids), detok=_Detokenizer(self.tokenizer), generator=generator,
-                   started=time.perf_counter())
-        entry, reused = self._prefix.lookup(ids)
-        cache = DynamicCache(config=self.model.config)
-        if entry is not None:
-            cache = DynamicCache(ddp_cache_data=[(k[:, :, :reused], v[:, :, :reused]) for k, v in entry.kv],
-                                 config=self.model.config)
-        row.cached_prompt_tokens = reused
-        return _Prefill(row, cache, reused)
+        return _Row(handle=handle, stop_ids=frozenset(request.stop_token_ids or self.default_stop_ids),
+                    cached_ids=list(handle.prompt_ids), detok=_Detokenizer(self.tokenizer), generator=generator,
+                    started=handle.submitted_at)
 
-    def _prefill_chunk(self, prefill: _Prefill, budget: int | None) -> int:
-        """Run up to ``budget`` prompt tokens (all if None); on the last chunk sample the first token
-        and move the row into the batch. Returns the number of tokens processed."""
+    def _prefill_pass(self, prefill: _Prefill, budget: int | None) -> int:
+        """Run one forward pass over prompt tokens: up to ``budget`` of a single row (all if None), or a
+        whole group. When the prompts are done, sample each row's first token and move the rows into
+        the batch. Returns the number of (padded) positions processed."""
+        rows, start = prefill.rows, prefill.done
+        if len(rows) == 1 and rows[0].handle.cancelled:
+            self._prefilling = None
+            rows[0].handle._finish(self._result(None, rows[0].handle, "cancelled"))
+            return 0
+        end = prefill.width if budget is None or len(rows) > 1 else min(prefill.width, start + max(budget, 1))
+        try:
+            out = self.model(**self._prefill_inputs(rows, start, end), cache=prefill.cache, use_cache=True,
+                             logits_to_keep=1)
+        except Exception as error:  # noqa: BLE001 - reported to these requests only
+            log.exception("prefill failed for requests %s", [row.handle.id for row in rows])
+            self._prefilling = None
+            for row in rows:
+                row.handle._finish(None, error)
+            return (end - start) * len(rows)
+        self.prefill_passes += 1
+        prefill.done = end
+        if end < prefill.width:
+            return end - start
+        self._prefilling = None
+        for i, row in enumerate(rows):
+            self._accept_token(row, self._sample(out.logits[i, -1], row))
+        self._join(rows, prefill.cache)
+        self._release([i for i, row in enumerate(self._rows) if row.finish_reason])
+        return (end - start) * len(rows)
+
+    def _prefill_inputs(self, rows: list[_Row], start: int, end: int) -> dict[str, Any]:
+        """Model inputs for prompt positions ``start:end``; several rows are left-padded to ``end``."""
         import torch
 
-        row, ids = prefill.row, prefill.row.handle.prompt_ids
-        if row.handle.cancelled:
-            self._prefilling = None
-            row.handle._finish(self._result(None, row.handle, "cancelled"))
-            return 0
-        end = len(ids) if budget is None else min(len(ids), prefill.done + max(budget, 1))
         device = self.model.device
-        try:
-            out = self.model(
-                input_ids=torch.tensor([ids[prefill.done:end]], device=device),
-                attention_mask=torch.ones(1, end, dtype=torch.long, device=device),
-                position_ids=torch.arange(prefill.done, end, device=device).unsqueeze(0),
-                cache=prefill.cache, use_cache=True, logits_to_keep=1,
-            )
-        except Exception as error:  # noqa: BLE001 - reported to this request only
-            log.exception("prefill failed for request %s", row.handle.id)
-            self._prefilling = None
-            row.handle._finish(None, error)
-            return end - prefill.done
-        processed, prefill.done = end - prefill.done, end
-        if end < len(ids):
-            return processed
-        self._prefilling = None
-        self._accept_token(row, self._sample(out.logits[0, -1], row))
-        if row.finish_reason:
-            self._retire(row, [(layer.keys, layer.values) for layer in prefill.cache.layers])
-        else:
-            self._join(row, prefill.cache)
-        return processed
+        if len(rows) == 1:
+            return {"input_ids": torch.tensor([rows[0].handle.prompt_ids[start:end]], device=device),
+                    "attention_mask": torch.ones(1, end, dtype=torch.long, device=device),
+                    "position_ids": torch.arange(start, end, device=device).unsqueeze(0)}
+        prompts = [row.handle.prompt_ids for row in rows]
+        ids = torch.tensor([[0] * (end - len(p)) + p for p in prompts], device=device)
+        mask = torch.tensor([[0] * (end - len(p)) + [1] * len(p) for p in prompts], device=device)
+        return {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
 
-    def _join(self, row: _Row, cache: Any) -> None:
+    def _join(self, rows: list[_Row], cache: Any) -> None:
+        """Add prefilled rows (and their KV, right-aligned like the batch's) to the running batch."""
+        from docmind.model.kv import cat_left_padded
+
         if self._cache is None:
-            self._cache, self._rows = cache, [row]
+            self._cache, self._rows = cache, list(rows)
             return
-        total = max(self._cache.get_seq_length(), row.length)
+        total = max(self._cache.get_seq_length(), cache.get_seq_length())
         for layer, new in zip(self._cache.layers, cache.layers):
-            layer.keys = _cat_left_padded(layer.keys, new.keys, total)
-            layer.values = _cat_left_padded(layer.values, new.values, total)
-        self._rows.append(row)
+            layer.keys = cat_left_padded(layer.keys, new.keys, total)
+            layer.values = cat_left_padded(layer.values, new.values, total)
+        self._rows.extend(rows)
 
     def _decode_step(self) -> None:
         import torch
@@ -408,19 +467,6 @@ def _overlap(text: str, stop: str) -> int:
         if text.endswith(stop[:size]):
             return size
     return 0
-
-
-def _cat_left_padded(batch: Any, row: Any, total: int) -> Any:
-    import torch
-
-    def pad(t: Any) -> Any:
-        missing = total - t.shape[2]
-        if missing == 0:
-            return t
-        zeros = torch.zeros(t.shape[0], t.shape[1], missing, t.shape[3], dtype=t.dtype, device=t.device)
-        return torch.cat([zeros, t], dim=2)
-
-    return torch.cat([pad(batch), pad(row)], dim=0)
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,8 @@ class RequestHandle:
         self.id = next(self._ids)
         self.request = request
         self.prompt_ids = prompt_ids
+        self.submitted_at = time.perf_counter()
+        """When it was submitted: its timings (first token, total) count from here."""
         self.result: GenerationResult | None = None
         self.error: BaseException | None = None
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
