@@ -1,0 +1,81 @@
+"""``docmind model download|status|verify``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from docmind.cli.common import (
+    CommandError,
+    add_json_flag,
+    current_settings,
+    emit,
+    one_line_errors,
+)
+
+model_errors = one_line_errors("docmind.model.errors:ModelError")
+"""Model-layer failures (no model, damaged files, no disk, network) are reported as one line (exit 1)."""
+
+
+def cmd_model_status(args: argparse.Namespace) -> int:
+    from docmind.model.status import model_status
+
+    status = model_status(current_settings()).to_dict()
+    emit(status, args.json, lambda s: "\n".join(f"{k:>18}: {v}" for k, v in s.items()))
+    return 0
+
+
+def cmd_model_download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from docmind.model.download import download_model
+    from docmind.model.registry import resolve_model
+
+    choice = resolve_model(current_settings())
+    if choice.local:
+        raise CommandError(f"DOCMIND_MODEL_PATH points at {choice.path}; there is nothing to download.")
+    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=choice.name, file=sys.stderr, disable=None)
+
+    def progress(p: Any) -> None:
+        bar.total = p.bytes_total
+        bar.n = p.bytes_done
+        bar.set_postfix_str(p.file, refresh=False)
+        bar.refresh()
+
+    try:
+        report = download_model(choice.name, choice.path, revision=args.revision, progress=progress)
+    finally:
+        bar.close()
+    emit(vars(report), args.json, lambda r: f"Downloaded {r['model']} to {r['path']} "
+         f"({r['bytes_downloaded']} bytes fetched, {r['bytes_resumed']} already on disk).")
+    return 0
+
+
+def cmd_model_verify(args: argparse.Namespace) -> int:
+    from docmind.model.download import verify_model
+    from docmind.model.registry import resolve_model
+
+    choice = resolve_model(current_settings())
+    report = verify_model(choice.name, choice.path, repair=not choice.local)
+    emit(report.to_dict(), args.json, lambda r: "\n".join(
+        [f"{'ok' if f['ok'] else 'BAD'}  {f['name']}" + (f"  ({f['problem']})" if f["problem"] else "")
+         for f in r["files"]] + [f"{r['model']}: " + ("all files verified" if r["ok"] else
+                                 "damaged; run `docmind model download` to fetch the bad files again")]))
+    return 0 if report.ok else 1
+
+
+def add_model_commands(sub: Any) -> None:
+    model = sub.add_parser("model", help="download, check and verify the language model",
+                           description="download, check and verify the language model")
+    actions = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    for name, handler, help in (
+        ("status", cmd_model_status, "which model is chosen, whether it is on disk, what this machine suits"),
+        ("download", cmd_model_download, "download the chosen model (resumes an interrupted download)"),
+        ("verify", cmd_model_verify, "re-check the model files' sizes and checksums"),
+    ):
+        p = actions.add_parser(name, help=help, description=help)
+        add_json_flag(p)
+        p.set_defaults(handler=model_errors(handler))
+        if name == "download":
+            p.add_argument("--revision", default="main", help="hub branch, tag or commit (default main)")
