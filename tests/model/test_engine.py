@@ -180,3 +180,75 @@ def test_long_prompt_is_prefilled_in_chunks_while_others_stream(loaded_tiny, cha
     # one decode step per 32-token chunk; some steps add no text (incomplete UTF-8 held back)
     assert len(during) >= len(long_prompt) // 32 // 2, "the running stream kept decoding during the long prefill"
     assert result.token_ids == alone.token_ids
+
+
+def test_requests_arriving_together_share_one_prefill_pass(loaded_tiny, chat_prompts, singles) -> None:
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefix_cache_bytes=0)
+    try:
+        assert len({len(engine.tokenize(p)) for p in chat_prompts}) > 1, "prompts of different lengths get padded"
+        results = [h.wait(60) for h in engine.submit_many([_greedy(p) for p in chat_prompts])]
+    finally:
+        engine.shutdown()
+    assert engine.prefill_passes == 1
+    assert [r.token_ids for r in results] == [s.token_ids for s in singles]
+    assert all(r.first_token_seconds is not None and r.first_token_seconds <= r.seconds for r in results)
+
+
+def test_prefill_groups_respect_the_chunk_budget(loaded_tiny, chat_prompts, singles) -> None:
+    prompts = chat_prompts[:4]
+    widest = max(len(loaded_tiny.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefix_cache_bytes=0,
+                              prefill_chunk=2 * widest)
+    try:
+        results = [h.wait(60) for h in engine.submit_many([_greedy(p) for p in prompts])]
+    finally:
+        engine.shutdown()
+    assert engine.prefill_passes == 2, "four prompts, two per pass"
+    assert [r.token_ids for r in results] == [s.token_ids for s in singles[:4]]
+
+
+def test_a_prompt_with_a_reusable_prefix_is_prefilled_on_its_own(loaded_tiny, chat_prompts, singles) -> None:
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer)
+    try:
+        first = engine.generate(_greedy(chat_prompts[1]))
+        follow_up = engine.tokenize(chat_prompts[1]) + list(first.token_ids) + engine.tokenize(
+            "<|im_end|>\n<|im_start|>user\nAnd page 4?<|im_end|>\n<|im_start|>assistant\n")
+        passes = engine.prefill_passes
+        reused, *others = [h.wait(60) for h in engine.submit_many(
+            [_greedy(follow_up), _greedy(chat_prompts[3]), _greedy(chat_prompts[4])])]
+    finally:
+        engine.shutdown()
+    assert engine.prefill_passes - passes == 2, "the follow-up alone, then the two new prompts together"
+    assert reused.cached_prompt_tokens >= len(engine.tokenize(chat_prompts[1]))
+    assert [r.token_ids for r in others] == [singles[3].token_ids, singles[4].token_ids]
+    alone = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefix_cache_bytes=0)
+    try:
+        assert reused.token_ids == alone.generate(_greedy(follow_up)).token_ids
+    finally:
+        alone.shutdown()
+
+
+def test_a_group_joins_a_batch_that_is_already_decoding(loaded_tiny, chat_prompts, singles) -> None:
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefix_cache_bytes=0)
+    try:
+        running = engine.submit(_greedy(chat_prompts[0], n=400))
+        stream = iter(running)
+        for _ in range(5):
+            next(stream)
+        passes = engine.prefill_passes
+        results = [h.wait(60) for h in engine.submit_many([_greedy(p) for p in chat_prompts[1:]])]
+        assert engine.prefill_passes - passes == 1
+        assert engine.peak_batch == 5
+        running.cancel()
+        running.wait(30)
+    finally:
+        engine.shutdown()
+    assert [r.token_ids for r in results] == [s.token_ids for s in singles[1:]]
+
+
+def test_submit_many_queues_nothing_when_one_prompt_cannot_fit(engine: GenerationEngine, chat_prompts) -> None:
+    passes = engine.prefill_passes
+    with pytest.raises(PromptTooLongError):
+        engine.submit_many([_greedy(chat_prompts[0]), _greedy([5] * (engine.context_window + 1))])
+    time.sleep(0.2)
+    assert engine.prefill_passes == passes and engine.active_requests == 0
