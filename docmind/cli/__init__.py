@@ -19,6 +19,7 @@ from docmind.cli.ask import add_ask_command
 from docmind.cli.common import CommandError
 from docmind.cli.library import add_library_commands
 from docmind.cli.model import add_model_commands
+from docmind.cli.quiet import quiet_third_party_libraries
 from docmind.cli.sessions import add_sessions_commands
 
 __all__ = ["build_parser", "main"]
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        quiet_third_party_libraries()
     if args.command is None:  # bare `docmind` launches the app
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "app"])
     handler = args.handler
