@@ -312,7 +312,7 @@ class GenerationEngine:
         self.prefill_passes += 1
         prefill.done = end
         if end < prefill.width:
-            return end - start
+            return end - start  # a single row's chunk
         self._prefilling = None
         for i, row in enumerate(rows):
             self._accept_token(row, self._sample(out.logits[i, -1], row))

@@ -104,7 +104,9 @@ def _quant_config(name: str) -> Any:
     )
 
     return {"int8-weight": Int8WeightOnlyConfig, "int8-dynamic": Int8DynamicActivationInt8WeightConfig,
-            "int4-weight": lambda: Int4WeightOnlyConfig(group_size=128)}[name]()
+            # tinygemm (torch's own _weight_int4pack_mm, CUDA sm80+); the default "plain" format needs mslk
+            "int4-weight": lambda: Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d"),
+            }[name]()
 
 
 def quantize_model(model: Any, quantization: str) -> None:
