@@ -16,13 +16,13 @@ def build_app(context: AppContext) -> gr.Blocks:
     """The whole page as a Gradio Blocks, ready for ``queue()`` and ``launch()``."""
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True) as demo:
         gr.Markdown(f"## {TITLE} <small>{__version__} · chat with your documents, offline</small>")
-        render_status(context)
+        status = render_status(context)
         chatter = chat.Chatter.create(context)
         with gr.Tabs(selected="chat") as tabs:
             chat_tab = chat.render(context, chatter)
-            documents.render(context)
+            documents.render(context, status)
             sessions_tab = sessions.render(context)
-            first_run.render(context, tabs)
+            first_run.render(context, tabs, status)
         sessions_tab.open_button.click(
             chat_tab.open_session,
             sessions_tab.selected,
@@ -30,6 +30,7 @@ def build_app(context: AppContext) -> gr.Blocks:
             api_visibility="private",
         )
         demo.load(lambda: _first_tab(context), outputs=tabs, api_visibility="private")
+        demo.load(status.refresh, status.shown, status.outputs, api_visibility="private", show_progress="hidden")
         demo.load(chat_tab.fresh_picker, outputs=chat_tab.picker, api_visibility="private")
         chat.register_api(context, chatter)
         sessions.register_api(context)

@@ -7,11 +7,12 @@ Each browser tab keeps its own session id in a hidden textbox, so several tabs c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -31,8 +32,8 @@ THINK = "Think first"
 FAST = "Answer fast"
 STREAM_INTERVAL = 0.05
 """Seconds between two page updates while tokens stream (the first token is always sent at once)."""
-STOP_SETTLE_SECONDS = 0.3
-"""Time for a cancelled turn to record its partial answer before the chat is redrawn from storage."""
+STOP_WAIT_SECONDS = 10.0
+"""How long Stop waits for the cancelled turn to record its partial answer before redrawing the chat."""
 LOADING_NOTICE = "The model is still loading; the answer starts as soon as it is ready."
 
 
@@ -45,6 +46,14 @@ def _fast_model_handle(settings: Settings) -> ModelHandle:
     return handle
 
 
+@dataclass
+class PageTurn:
+    """The latest turn a page started; ``ended`` is set once it is over and stored (finished or stopped)."""
+
+    session_id: str
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class Chatter:
     """The two ways to answer (thinking or fast) over one shared model engine.
 
@@ -55,6 +64,23 @@ class Chatter:
         self._settings = settings
         self._lock = threading.Lock()
         self._services: tuple[ChatService, ChatService] | None = None
+        self._page_turns: dict[str, PageTurn] = {}
+
+    def track(self, page: str, session_id: str) -> PageTurn:
+        """Remember that ``page`` (a browser tab's session hash) starts a turn in ``session_id``."""
+        turn = self._page_turns[page] = PageTurn(session_id)
+        return turn
+
+    async def settled(self, page: str, timeout: float = STOP_WAIT_SECONDS) -> str:
+        """Wait until ``page``'s latest turn is over and stored; return its session id ("" if it had none)."""
+        turn = self._page_turns.get(page)
+        if turn is None:
+            return ""
+        try:
+            await asyncio.wait_for(turn.ended.wait(), timeout)
+        except TimeoutError:
+            log.warning("a stopped turn of session %s did not end within %.0f s", turn.session_id, timeout)
+        return turn.session_id
 
     @classmethod
     def create(cls, context: AppContext) -> Chatter:
@@ -86,13 +112,14 @@ class Chatter:
         last, shown_text = time.monotonic(), False  # nothing worth a page update before the first text
         try:
             service = await asyncio.to_thread(self.service, think)
-            async for event in service.chat(session_id or None, question):
-                view.apply(event)
-                now = time.monotonic()
-                first_text = not shown_text and bool(view.answer or view.thinking)
-                if first_text or view.done or now - last >= STREAM_INTERVAL:
-                    last, shown_text = now, shown_text or first_text
-                    yield view
+            async with contextlib.aclosing(service.chat(session_id or None, question)) as events:
+                async for event in events:
+                    view.apply(event)
+                    now = time.monotonic()
+                    first_text = not shown_text and bool(view.answer or view.thinking)
+                    if first_text or view.done or now - last >= STREAM_INTERVAL:
+                        last, shown_text = now, shown_text or first_text
+                        yield view
         except Exception as error:  # shown in the chat, never as a stack trace
             view.error = user_message(error)
             yield view
@@ -166,17 +193,26 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             regenerate = gr.Button("Regenerate", scale=1, elem_id="docmind-regenerate")
         pending = gr.State("")
 
-    async def respond(text: str, sid: str, style: str, history: list):
-        """Stream the answer to ``text`` into the chat; the question box was already cleared."""
+    async def respond(text: str, sid: str, style: str, history: list, request: gr.Request):
+        """Stream the answer to ``text`` into the chat; the question box was already cleared.
+
+        Stop cancels this; the turn then ends (and is stored as interrupted) before ``after_stop`` redraws.
+        """
         text = (text or "").strip()
         if not text:
             yield history, sid, gr.skip(), gr.update(visible=True), gr.update(visible=False)
             return
-        earlier = list(history or [])
-        view = TurnView(question=text, session_id=sid)
-        yield earlier + view.messages(), sid, gr.skip(), gr.update(visible=False), gr.update(visible=True)
-        async for view in chatter.turn(context, text, sid, think=style == THINK):
-            yield earlier + view.messages(), view.session_id or sid, gr.skip(), gr.skip(), gr.skip()
+        page_turn = chatter.track(request.session_hash or "", sid)
+        try:
+            earlier = list(history or [])
+            view = TurnView(question=text, session_id=sid)
+            yield earlier + view.messages(), sid, gr.skip(), gr.update(visible=False), gr.update(visible=True)
+            async with contextlib.aclosing(chatter.turn(context, text, sid, think=style == THINK)) as turn:
+                async for view in turn:
+                    page_turn.session_id = view.session_id or sid
+                    yield earlier + view.messages(), page_turn.session_id, gr.skip(), gr.skip(), gr.skip()
+        finally:
+            page_turn.ended.set()
         picked = gr.update(choices=choices(), value=view.session_id or None)
         yield earlier + view.messages(), view.session_id or sid, picked, gr.update(visible=True), gr.update(visible=False)
 
@@ -211,15 +247,16 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
     ).success(respond, [pending, session_id, mode, chatbot], outputs, api_visibility="private")
     events.append(regen)
 
-    async def after_stop(sid: str) -> tuple:
-        """Show the session as stored: the stopped answer is kept, marked as interrupted."""
-        await asyncio.sleep(STOP_SETTLE_SECONDS)
+    async def after_stop(sid: str, request: gr.Request) -> tuple:
+        """Once the stopped turn is stored, show its session as stored: the partial answer, marked as interrupted."""
+        sid = await chatter.settled(request.session_hash or "") or sid
         history = history_from_stored(sessions.messages(sid)) if sid else []
-        return history, gr.update(choices=choices(), value=sid or None), gr.update(visible=True), gr.update(visible=False)
+        return (history, sid, gr.update(choices=choices(), value=sid or None), gr.update(visible=True),
+                gr.update(visible=False))
 
     stop.click(lambda: (gr.update(visible=True), gr.update(visible=False)), outputs=[send, stop],
                cancels=events, queue=False, api_visibility="private").then(
-        after_stop, session_id, [chatbot, picker, send, stop], api_visibility="private")
+        after_stop, session_id, [chatbot, session_id, picker, send, stop], api_visibility="private")
     picker.input(show_session, picker, [chatbot, session_id], api_visibility="private")
     new_chat.click(lambda: ([], "", gr.update(value=None, choices=choices())), outputs=[chatbot, session_id, picker],
                    api_visibility="private")

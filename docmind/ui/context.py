@@ -89,6 +89,12 @@ class ModelState:
         self._thread = threading.Thread(target=self._load, name="docmind-model-load", daemon=True)
         self._thread.start()
 
+    def wait(self) -> None:
+        """Block until a load that is running has finished (at once when none runs)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+
     def _load(self) -> None:
         from docmind.model.runtime import get_runtime, unload
 
@@ -142,6 +148,7 @@ class AppContext:
         self.model.start_loading()
 
         def warm() -> None:
+            self.model.wait()  # two threads importing LlamaIndex at once can see it half-initialised
             for warm_up in self._warm_ups:
                 try:
                     warm_up()
@@ -183,6 +190,11 @@ class AppContext:
             upload_dir=upload_dir,
             library_dir=library_dir,
         )
+
+    def library_size(self) -> tuple[int, int]:
+        """How many documents and chunks the library holds now."""
+        documents, chunks = self.db.read("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM documents")[0]
+        return documents, chunks
 
     @functools.cached_property
     def device(self) -> str:

@@ -14,6 +14,7 @@ from docmind.cache.documents import list_documents, remove_document
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 from docmind.ui.ingest_queue import FAILED, FileJob
+from docmind.ui.status import StatusLine
 
 JOB_COLUMNS = ["File", "Status"]
 LIBRARY_COLUMNS = ["File", "Chunks", "Added", "Path"]
@@ -26,21 +27,43 @@ def _job_rows(jobs: list[FileJob]) -> list[list]:
     return [[job.name, ("⚠ " if job.state == FAILED else "") + job.detail] for job in reversed(jobs)]
 
 
-def _summary(jobs: list[FileJob]) -> str:
+def current_batch(jobs: list[FileJob]) -> list[FileJob]:
+    """The jobs the summary describes: the uploads still being worked on, else the latest upload."""
     if not jobs:
-        return ""
-    working = [job for job in jobs if not job.finished]
-    failed = sum(job.state == FAILED for job in jobs)
-    done = len(jobs) - len(working)
+        return []
+    unfinished = [job.batch for job in jobs if not job.finished]
+    first = min(unfinished) if unfinished else jobs[-1].batch
+    return [job for job in jobs if job.batch >= first]
+
+
+def summary_markdown(jobs: list[FileJob], documents: int, chunks: int) -> str:
+    """What the latest upload is doing (or did), then the whole library's size."""
+    library = f"**Your library:** {_count(documents, 'document')}, {_count(chunks, 'chunk')}."
+    batch = current_batch(jobs)
+    if not batch:
+        return library
+    working = [job for job in batch if not job.finished]
+    failed = sum(job.state == FAILED for job in batch)
+    done = len(batch) - len(working)
     failures = f" · **{failed} failed** (see the reason next to each file)" if failed else ""
-    if not working:
-        return f"✓ All {done} files processed{failures}. You can ask about them in the Chat tab."
-    current = working[0]
-    return f"⟳ Adding documents: {done} of {len(jobs)} done · now **{current.name}** ({current.detail}){failures}"
+    if working:
+        current = working[0]
+        upload = f"⟳ Adding documents: {done} of {len(batch)} done · now **{current.name}** ({current.detail}){failures}"
+    elif len(batch) == 1:
+        upload = f"{'⚠' if failed else '✓'} **{batch[0].name}**: {batch[0].detail}."
+    else:
+        upload = f"✓ All {len(batch)} files of this upload processed{failures}."
+    if not working and failed < len(batch):
+        upload += " You can ask about them in the Chat tab."
+    return f"{upload}\n\n{library}"
 
 
-def render(context: AppContext) -> gr.Tab:
-    """Build the Documents tab inside the current Blocks."""
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def render(context: AppContext, status: StatusLine) -> gr.Tab:
+    """Build the Documents tab inside the current Blocks; ``status`` is redrawn after uploads and removals."""
 
     def library_rows() -> list[list]:
         return [
@@ -63,7 +86,7 @@ def render(context: AppContext) -> gr.Tab:
         jobs_table = gr.Dataframe(
             value=lambda: _job_rows(context.ingest.jobs()),
             headers=JOB_COLUMNS,
-            label="Files being added",
+            label="Recent uploads (newest first)",
             interactive=False,
             wrap=True,
             elem_id="docmind-ingest-jobs",
@@ -88,7 +111,7 @@ def render(context: AppContext) -> gr.Tab:
         timer = gr.Timer(REFRESH_SECONDS)
 
     def view(jobs: list[FileJob]) -> tuple:
-        return _job_rows(jobs), library_rows(), _summary(jobs)
+        return _job_rows(jobs), library_rows(), summary_markdown(jobs, *context.library_size())
 
     def upload(paths: list[str] | None):
         """Add files to the library; streams each file's status until all of them are done."""
@@ -102,10 +125,11 @@ def render(context: AppContext) -> gr.Tab:
         yield view(context.ingest.jobs())
 
     outputs = [jobs_table, library, summary]
-    files.upload(upload, inputs=files, outputs=outputs, api_name="upload").then(
-        lambda: None, outputs=files, api_visibility="private"
-    )
-    folder.upload(upload, inputs=folder, outputs=outputs, api_visibility="private")
+    uploaded = files.upload(upload, inputs=files, outputs=outputs, api_name="upload")
+    uploaded.then(lambda: None, outputs=files, api_visibility="private")
+    folder_uploaded = folder.upload(upload, inputs=folder, outputs=outputs, api_visibility="private")
+    status.hurry(files.upload, folder.upload)
+    status.follow(uploaded, folder_uploaded)
 
     def refresh(last: str) -> tuple:
         jobs = context.ingest.jobs()
@@ -136,7 +160,9 @@ def render(context: AppContext) -> gr.Tab:
         if Path(source).parent == context.library_dir:
             Path(source).unlink(missing_ok=True)
         gr.Info(f"Removed {Path(source).name} ({chunks} chunks).")
-        return gr.update(visible=False), library_rows(), "", gr.update(interactive=False)
+        return gr.update(visible=False), *view(context.ingest.jobs())[1:], "", gr.update(interactive=False)
 
-    confirm.click(do_remove, selected, [confirm_row, library, selected, remove], api_visibility="private")
+    removed = confirm.click(do_remove, selected, [confirm_row, library, summary, selected, remove],
+                            api_visibility="private")
+    status.follow(removed)
     return tab

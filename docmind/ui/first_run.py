@@ -18,6 +18,7 @@ from docmind.model.registry import ModelChoice, models_dir, resolve_model
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import shows_errors
 from docmind.ui.model_download import DownloadPhase, DownloadState
+from docmind.ui.status import StatusLine
 
 REFRESH_SECONDS = 1.0
 
@@ -69,8 +70,10 @@ def _model_label(spec, recommended: str) -> str:
     return label + (" · recommended" if spec.hub_id == recommended else "")
 
 
-def render(context: AppContext, tabs: gr.Tabs) -> gr.Tab:
-    """Build the Model tab inside ``tabs``; it switches to the Chat tab when a download has loaded."""
+def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
+    """Build the Model tab inside ``tabs``; it switches to the Chat tab when a download has loaded.
+
+    ``status`` is redrawn when a download starts or a model folder is picked."""
     hardware = detect_hardware()
     recommendation = recommend(hardware)
     recommended = recommendation.spec.hub_id
@@ -96,7 +99,7 @@ def render(context: AppContext, tabs: gr.Tabs) -> gr.Tab:
     with gr.Tab("Model", id="model") as tab:
         gr.Markdown("### The language model\nDocMind writes answers with a language model that runs on this "
                     "computer. It is downloaded once; after that DocMind works fully offline.")
-        status = gr.Markdown(status_text, elem_id="docmind-model-status")
+        model_status = gr.Markdown(status_text, elem_id="docmind-model-status")
         gr.Markdown(f"**Recommended for this computer:** {recommendation.plan.reason}. Detected: {hardware.summary}.")
         choice = gr.Radio(
             choices=[(_model_label(spec, recommended), spec.hub_id) for spec in MODELS],
@@ -135,7 +138,7 @@ def render(context: AppContext, tabs: gr.Tabs) -> gr.Tab:
         state = context.download.state
         return (progress_html(state), *buttons(state))
 
-    download.click(start, choice, [progress, download, pause], api_visibility="private")
+    status.follow(download.click(start, choice, [progress, download, pause], api_visibility="private"))
 
     def do_pause() -> tuple:
         context.download.pause()
@@ -156,7 +159,7 @@ def render(context: AppContext, tabs: gr.Tabs) -> gr.Tab:
         context.switch_settings(load_settings())
         return f"✓ Using the model in `{path}`. It is loading now; the Chat tab answers with it when ready.", status_text()
 
-    use_folder.click(use, folder, [folder_result, status], api_visibility="private")
+    status.follow(use_folder.click(use, folder, [folder_result, model_status], api_visibility="private"))
 
     def tick(announced: bool) -> tuple:
         state = context.download.state
@@ -165,6 +168,6 @@ def render(context: AppContext, tabs: gr.Tabs) -> gr.Tab:
         return (progress_html(state), status_text(), disk_text(), *buttons(state), switch,
                 announced or (ready and state.phase is DownloadPhase.DONE))
 
-    timer.tick(tick, announced, [progress, status, disk, download, pause, tabs, announced],
+    timer.tick(tick, announced, [progress, model_status, disk, download, pause, tabs, announced],
                api_visibility="private", show_progress="hidden")
     return tab

@@ -35,6 +35,8 @@ class FileJob:
     id: int
     name: str
     path: Path
+    batch: int = 0
+    """Files uploaded together share a batch number; later uploads have higher ones."""
     state: str = WAITING
     detail: str = "waiting"
     chunks: int = 0
@@ -55,21 +57,24 @@ class IngestQueue:
         self._jobs: list[FileJob] = []
         self._lock = threading.Lock()
         self._next_id = 0
+        self._batches = 0
         self._worker: threading.Thread | None = None
 
     def submit(self, uploads: list[str | Path]) -> list[FileJob]:
-        """Queue uploaded files (Gradio temp paths); return their jobs at once."""
-        jobs = []
+        """Queue uploaded files (Gradio temp paths) as one batch; return their jobs at once."""
         taken: set[str] = set()
-        for upload in uploads:
-            upload = Path(upload)
+        copies = []
+        for upload in map(Path, uploads):
             target = self._library_path(upload.name, taken)
             shutil.copyfile(upload, target)
-            with self._lock:
-                self._next_id += 1
-                job = FileJob(self._next_id, upload.name, target)
-                self._jobs = [*self._jobs, job][-HISTORY:]
-            jobs.append(job)
+            copies.append((upload.name, target))
+        with self._lock:
+            self._batches += 1
+            jobs = [FileJob(self._next_id + n, name, target, self._batches) for n, (name, target) in
+                    enumerate(copies, start=1)]
+            self._next_id += len(jobs)
+            self._jobs = [*self._jobs, *jobs][-HISTORY:]
+        for job in jobs:
             self._queue.put(job)
         self._ensure_worker()
         return jobs

@@ -1,12 +1,24 @@
-"""The status line under the title: model, device, documents and chunks, data dir."""
+"""The status line under the title: model, device, documents and chunks, data dir.
+
+It is redrawn right after the page's own events that change it (an upload, a removal, a model
+picked), and by a timer that ticks every ``BUSY_SECONDS`` while something changes in the background
+(the model loading or downloading, files being ingested) and every ``IDLE_SECONDS`` otherwise, to
+notice what other windows or the command line did. A tick redraws the line only when it changed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import gradio as gr
+from gradio.events import Dependency
 
 from docmind.ui.context import AppContext, ModelPhase
+from docmind.ui.model_download import DownloadPhase
 
-REFRESH_SECONDS = 2.0
+BUSY_SECONDS = 0.5
+IDLE_SECONDS = 10.0
 
 _MODEL_LABEL = {
     ModelPhase.MISSING: "⬇️ no model yet (search only)",
@@ -19,19 +31,59 @@ _MODEL_LABEL = {
 def status_markdown(context: AppContext) -> str:
     """One line of Markdown describing the app's state right now."""
     model = context.model.status
-    documents, chunks = context.db.read("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM documents")[0]
+    documents, chunks = context.library_size()
     model_text = f"{_MODEL_LABEL[model.phase]} `{model.name}`"
     if model.phase in (ModelPhase.FAILED, ModelPhase.READY):
         model_text += f" ({model.detail})"
     return (
         f"**Model:** {model_text} · **Device:** {context.device} · "
-        f"**Documents:** {documents} ({chunks} chunks) · **Data:** `{context.settings.data_dir}`"
+        f"**Documents:** {documents} ({chunks} {'chunk' if chunks == 1 else 'chunks'}) · "
+        f"**Data:** `{context.settings.data_dir}`"
     )
 
 
-def render_status(context: AppContext) -> gr.Markdown:
-    """Add the status line to the page; it refreshes itself every few seconds."""
-    line = gr.Markdown(lambda: status_markdown(context), elem_id="docmind-status")
-    timer = gr.Timer(REFRESH_SECONDS)
-    timer.tick(lambda: status_markdown(context), outputs=line, api_visibility="private", show_progress="hidden")
-    return line
+def changing(context: AppContext) -> bool:
+    """Whether the status is about to change by itself (background work is running)."""
+    return (
+        context.model.status.phase is ModelPhase.LOADING
+        or context.download.state.phase is DownloadPhase.RUNNING
+        or any(not job.finished for job in context.ingest.jobs())
+    )
+
+
+@dataclass
+class StatusLine:
+    """The status line of one page, with the timer that keeps it current."""
+
+    context: AppContext
+    line: gr.Markdown
+    timer: gr.Timer
+    shown: gr.State
+
+    @property
+    def outputs(self) -> list:
+        return [self.line, self.timer, self.shown]
+
+    def refresh(self, shown: str) -> tuple:
+        """Outputs for ``[line, timer, shown]``: the line only when it changed, and the next tick's interval."""
+        text = status_markdown(self.context)
+        interval = BUSY_SECONDS if changing(self.context) else IDLE_SECONDS
+        return (gr.skip() if text == shown else text), interval, text
+
+    def follow(self, *events: Dependency) -> None:
+        """Redraw the line as soon as each of ``events`` has finished."""
+        for event in events:
+            event.then(self.refresh, self.shown, self.outputs, api_visibility="private", show_progress="hidden")
+
+    def hurry(self, *triggers: Callable[..., Dependency]) -> None:
+        """Tick fast from each of ``triggers`` on (e.g. ``files.upload``): background work is starting."""
+        for trigger in triggers:
+            trigger(lambda: BUSY_SECONDS, outputs=self.timer, queue=False, api_visibility="private",
+                    show_progress="hidden")
+
+
+def render_status(context: AppContext) -> StatusLine:
+    """Add the status line to the page; it is drawn by ``StatusLine.refresh`` on page load and timer ticks."""
+    status = StatusLine(context, gr.Markdown(elem_id="docmind-status"), gr.Timer(BUSY_SECONDS), gr.State(""))
+    status.timer.tick(status.refresh, status.shown, status.outputs, api_visibility="private", show_progress="hidden")
+    return status

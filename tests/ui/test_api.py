@@ -57,12 +57,23 @@ def test_upload_ingests_good_files_and_reports_each_bad_one(client: Client, serv
     assert status["manual.md"].startswith("added")
     assert "failed" in status["broken.pdf"] and "PDF" in status["broken.pdf"]
     assert "failed" in status["photo.xyz"] and ".xyz" in status["photo.xyz"]
-    assert "2 failed" in summary
+    assert "All 4 files of this upload processed · **2 failed**" in summary
+    assert "Your library:** 2 documents, 2 chunks." in summary
     assert sorted(row[0] for row in library["data"]) == ["manual.md", "warranty.txt"]
     stored = _db_rows(server, "SELECT source, chunks FROM documents ORDER BY source")
     assert [Path(source).name for source, _ in stored] == ["manual.md", "warranty.txt"]
     assert all(Path(source).parent == server.data_dir / "library" for source, _ in stored)
     assert _db_rows(server, "SELECT COUNT(*) FROM chunks")[0][0] == sum(chunks for _, chunks in stored) > 0
+
+
+def test_upload_summary_describes_the_latest_upload_only(client: Client, tmp_path: Path) -> None:
+    notes = tmp_path / "service.md"
+    notes.write_text("# Service\n\nThe Zorblax is serviced twice a year.\n")
+    jobs, _, summary = client.predict([handle_file(str(notes))], api_name="/upload")
+    assert summary.startswith("✓ **service.md**: added: 1 chunk.")
+    assert "failed" not in summary and "Your library:** 3 documents, 3 chunks." in summary
+    assert len(jobs["data"]) == 5  # the table still lists earlier uploads, newest first
+    assert jobs["data"][0][0] == "service.md"
 
 
 def test_chat_streams_an_answer_into_a_new_session(client: Client, server: Server) -> None:
@@ -125,8 +136,12 @@ def test_two_clients_stream_at_the_same_time_in_their_own_sessions(server: Serve
     first_partial: dict[int, float] = {}
     finished: dict[int, float] = {}
 
+    clients = [Client(server.url, verbose=False) for _ in range(2)]  # connected before either asks
+    together = threading.Barrier(2)
+
     def run(index: int) -> None:
-        job = Client(server.url, verbose=False).submit(f"Question {index}: what is covered?", api_name="/chat")
+        together.wait()
+        job = clients[index].submit(f"Question {index}: what is covered?", api_name="/chat")
         for partial in job:
             if partial["answer"]:
                 first_partial.setdefault(index, time.monotonic())

@@ -148,10 +148,12 @@ def test_upload_shows_each_file_status(page, documents: dict[str, Path], artifac
         [str(documents["warranty.txt"]), str(documents["broken.pdf"])]
     )
     summary = page.locator("#docmind-ingest-summary")
-    summary.get_by_text("All 2 files processed").wait_for()
+    summary.get_by_text("All 2 files of this upload processed · 1 failed").wait_for()
+    assert "Your library: 1 document, 1 chunk." in summary.inner_text()
     jobs = page.locator("#docmind-ingest-jobs").inner_text()
     assert "added: 1 chunk" in jobs and "not a readable PDF" in jobs
     assert "warranty.txt" in page.locator("#docmind-library").inner_text()
+    page.locator("#docmind-status").get_by_text("Documents: 1 (1 chunk)").wait_for(timeout=3000)  # not the 10 s tick
 
 
 def test_a_whole_folder_can_be_added(page, tmp_path: Path, artifacts: Path) -> None:
@@ -162,7 +164,10 @@ def test_a_whole_folder_can_be_added(page, tmp_path: Path, artifacts: Path) -> N
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name="Add a whole folder…").click()
     chooser.value.set_files(str(folder))
-    page.locator("#docmind-ingest-summary").get_by_text("All 4 files processed").wait_for()
+    summary = page.locator("#docmind-ingest-summary")
+    summary.get_by_text("Your library: 3 documents").wait_for()
+    assert "All 2 files of this upload processed." in summary.inner_text()  # this upload, not all since start
+    assert "failed" not in summary.inner_text()
     library = page.locator("#docmind-library").inner_text()
     assert "intro.md" in library and "service.txt" in library
     page.screenshot(path=artifacts / "02-documents.png", full_page=True)
@@ -288,7 +293,8 @@ def test_remove_a_document_with_confirmation(page) -> None:
     page.get_by_text("from the library? Chats keep their answers.").wait_for()
     page.get_by_role("button", name="Yes, remove it").click()
     page.wait_for_function("() => !document.querySelector('#docmind-library').innerText.includes('warranty.txt')")
-    page.locator("#docmind-status").get_by_text("Documents: 2").wait_for()  # the folder's two files stay
+    page.locator("#docmind-status").get_by_text("Documents: 2").wait_for(timeout=3000)  # the folder's two files stay
+    assert "Your library: 2 documents" in page.locator("#docmind-ingest-summary").inner_text()
 
 
 def test_two_browser_tabs_chat_at_once_in_their_own_sessions(context, server: Server, artifacts: Path) -> None:
