@@ -10,6 +10,7 @@ model at all, the answer is the best passages, labelled as a search result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -236,8 +237,10 @@ class ChatService:
             lock = SessionLock(self.sessions.log, session_id)
             await lock.acquire()
             try:
-                async for event in self._turn(session_id, question, question_tokens, model, model_problem):
-                    yield event
+                turn = self._turn(session_id, question, question_tokens, model, model_problem)
+                async with contextlib.aclosing(turn) as events:  # a closed stream records the turn at once
+                    async for event in events:
+                        yield event
             finally:
                 lock.release()
 

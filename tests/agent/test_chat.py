@@ -160,6 +160,17 @@ async def test_cancel_keeps_the_partial_answer_marked_interrupted(settings_with_
     assert statuses == ["complete", "interrupted", "complete", "complete"]
 
 
+async def test_closing_the_stream_stores_the_partial_answer_before_it_returns(settings_with_library):
+    long_answer = "Thought: ok.\nAnswer: " + " ".join(f"word{i}" for i in range(400))
+    service, _ = scripted_service(settings_with_library, long_answer, delay=0.01)
+    stream = service.chat(None, "Tell me a long story")
+    session_id = (await anext(stream)).session_id
+    while not isinstance(await anext(stream), AnswerToken):
+        pass
+    await stream.aclose()  # what a closed page or a stopped UI turn does
+    assert [m.status for m in ChatLog(service.db).messages(session_id)] == ["complete", "interrupted"]
+
+
 async def test_sessions_are_isolated_under_concurrency(settings_with_library):
     def echo(messages):  # repeats the last word of every question it can see
         heard = [m.content.split()[-1] for m in messages if m.role == "user"]
