@@ -73,6 +73,7 @@ NOTICE_NO_MODEL = (
     "No language model is downloaded yet, so this is a search result, not a written answer. "
     "Run `docmind model download` (or choose a model in the app) to get answers."
 )
+NOTICE_SEARCH_ONLY = "Until a model is ready, answers are search results: the most relevant passages."
 NOTICE_NO_DOCUMENTS = "No documents are loaded yet, so this answer comes from the model alone."
 NOTICE_NOTHING_FOUND = "I found nothing relevant to this in your documents, so this answer does not come from them."
 
@@ -310,7 +311,7 @@ class ChatService:
 
     async def _search_only(self, turn: _Turn, search: DocumentSearch, problem: str) -> AsyncIterator[ChatEvent]:
         """No model: the best passages, labelled as a search result."""
-        yield Notice("no-model", f"{NOTICE_NO_MODEL} ({problem})" if problem else NOTICE_NO_MODEL)
+        yield Notice("no-model", f"{problem} {NOTICE_SEARCH_ONLY}" if problem else NOTICE_NO_MODEL)
         if not search.has_documents():
             text = "No documents are loaded either: add some with `docmind ingest PATH` or the Documents tab."
         else:
