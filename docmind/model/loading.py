@@ -57,7 +57,9 @@ def check_model_files(choice: ModelChoice) -> None:
     path = choice.path
     if not (path / "config.json").is_file():
         if choice.local:
-            raise ModelNotDownloadedError(f"No model found in {path} (DOCMIND_MODEL_PATH): it has no config.json.")
+            raise ModelNotDownloadedError(f"No model found in {path} (DOCMIND_MODEL_PATH): it has no config.json. "
+                                          "Point it at a folder holding a model's config.json and weights, "
+                                          "or unset it to download a model.")
         raise ModelNotDownloadedError(f"The model {choice.name} is not downloaded yet. "
                                       "Run `docmind model download` (or use the app's first-run screen).")
     if not choice.local and not (path / MANIFEST).is_file():

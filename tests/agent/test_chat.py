@@ -103,7 +103,7 @@ async def test_model_not_downloaded_gives_a_labelled_search_result(settings_with
     events = await run_turn(service, None, "How much did revenue grow?")
     done = _done(events)
     notice = next(e for e in events if isinstance(e, Notice))
-    assert notice.kind == "no-model" and "docmind model download" in notice.text
+    assert notice.kind == "no-model" and "no-model-here" in notice.text and "search results" in notice.text
     assert done.mode == "search"
     assert "search result" in done.answer.lower() and "docmind model download" in done.answer
     assert done.citations and done.citations[0].source.endswith("report.md")
