@@ -14,12 +14,11 @@ from docmind.cache.documents import list_documents, remove_document
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 from docmind.ui.ingest_queue import FAILED, FileJob
-from docmind.ui.status import StatusLine
+from docmind.ui.status import BUSY_SECONDS, StatusLine, poll_interval
 
 JOB_COLUMNS = ["File", "Status"]
 LIBRARY_COLUMNS = ["File", "Chunks", "Added", "Path"]
 POLL_SECONDS = 0.5
-REFRESH_SECONDS = 2.0
 FILE_TYPES_TEXT = "PDF, Word (.docx), PowerPoint (.pptx), web pages (.html), Markdown, reStructuredText, text and CSV"
 
 
@@ -108,7 +107,7 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
             confirm = gr.Button("Yes, remove it", variant="stop")
             cancel = gr.Button("Cancel")
         seen = gr.State("")
-        timer = gr.Timer(REFRESH_SECONDS)
+        timer = gr.Timer(BUSY_SECONDS)  # then every few seconds unless files are being ingested
 
     def view(jobs: list[FileJob]) -> tuple:
         return _job_rows(jobs), library_rows(), summary_markdown(jobs, *context.library_size())
@@ -136,10 +135,10 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
         signature = repr([(job.id, job.detail) for job in jobs]) + repr(context.db.read(
             "SELECT COUNT(*), MAX(ingested_at) FROM documents")[0][:])
         if signature == last:
-            return (gr.skip(), gr.skip(), gr.skip(), last)
-        return (*view(jobs), signature)
+            return (gr.skip(), gr.skip(), gr.skip(), last, poll_interval(context))
+        return (*view(jobs), signature, poll_interval(context))
 
-    timer.tick(refresh, seen, [*outputs, seen], api_visibility="private", show_progress="hidden")
+    timer.tick(refresh, seen, [*outputs, seen, timer], api_visibility="private", show_progress="hidden")
     tab.select(lambda: view(context.ingest.jobs()), outputs=outputs, api_visibility="private")
 
     def select(evt: gr.SelectData) -> tuple:

@@ -18,9 +18,7 @@ from docmind.model.registry import ModelChoice, models_dir, resolve_model
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import shows_errors
 from docmind.ui.model_download import DownloadPhase, DownloadState
-from docmind.ui.status import StatusLine
-
-REFRESH_SECONDS = 1.0
+from docmind.ui.status import BUSY_SECONDS, StatusLine, poll_interval
 
 
 def human_bytes(count: float) -> str:
@@ -121,7 +119,7 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
                 use_folder = gr.Button("Use this folder", scale=1)
             folder_result = gr.Markdown()
         announced = gr.State(False)
-        timer = gr.Timer(REFRESH_SECONDS)
+        timer = gr.Timer(BUSY_SECONDS)  # then every few seconds unless a download or a load is running
 
     def buttons(state: DownloadState) -> tuple[dict, dict]:
         running = state.phase is DownloadPhase.RUNNING
@@ -136,9 +134,9 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
             raise gr.Error("Choose a model first.")
         context.download.start(hub_id)
         state = context.download.state
-        return (progress_html(state), *buttons(state))
+        return (progress_html(state), *buttons(state), BUSY_SECONDS)
 
-    status.follow(download.click(start, choice, [progress, download, pause], api_visibility="private"))
+    status.follow(download.click(start, choice, [progress, download, pause, timer], api_visibility="private"))
 
     def do_pause() -> tuple:
         context.download.pause()
@@ -154,20 +152,21 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
         try:
             check_model_files(ModelChoice(name=str(path), path=path, spec=None, local=True))
         except ModelError as error:
-            return f"⚠ {error}", status_text()
+            return f"⚠ {error}", status_text(), gr.skip()
         save_settings(model_path=str(path.resolve()))
         context.switch_settings(load_settings())
-        return f"✓ Using the model in `{path}`. It is loading now; the Chat tab answers with it when ready.", status_text()
+        return (f"✓ Using the model in `{path}`. It is loading now; the Chat tab answers with it when ready.",
+                status_text(), BUSY_SECONDS)
 
-    status.follow(use_folder.click(use, folder, [folder_result, model_status], api_visibility="private"))
+    status.follow(use_folder.click(use, folder, [folder_result, model_status, timer], api_visibility="private"))
 
     def tick(announced: bool) -> tuple:
         state = context.download.state
         ready = context.model.status.phase is ModelPhase.READY
         switch = gr.Tabs(selected="chat") if ready and state.phase is DownloadPhase.DONE and not announced else gr.skip()
         return (progress_html(state), status_text(), disk_text(), *buttons(state), switch,
-                announced or (ready and state.phase is DownloadPhase.DONE))
+                announced or (ready and state.phase is DownloadPhase.DONE), poll_interval(context))
 
-    timer.tick(tick, announced, [progress, model_status, disk, download, pause, tabs, announced],
+    timer.tick(tick, announced, [progress, model_status, disk, download, pause, tabs, announced, timer],
                api_visibility="private", show_progress="hidden")
     return tab

@@ -4,6 +4,7 @@ It is redrawn right after the page's own events that change it (an upload, a rem
 picked), and by a timer that ticks every ``BUSY_SECONDS`` while something changes in the background
 (the model loading or downloading, files being ingested) and every ``IDLE_SECONDS`` otherwise, to
 notice what other windows or the command line did. A tick redraws the line only when it changed.
+The Documents and Model tabs poll on the same policy (``poll_interval``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def changing(context: AppContext) -> bool:
     )
 
 
+def poll_interval(context: AppContext) -> float:
+    """How soon a page should look again: soon while background work runs, else rarely."""
+    return BUSY_SECONDS if changing(context) else IDLE_SECONDS
+
+
 @dataclass
 class StatusLine:
     """The status line of one page, with the timer that keeps it current."""
@@ -67,8 +73,7 @@ class StatusLine:
     def refresh(self, shown: str) -> tuple:
         """Outputs for ``[line, timer, shown]``: the line only when it changed, and the next tick's interval."""
         text = status_markdown(self.context)
-        interval = BUSY_SECONDS if changing(self.context) else IDLE_SECONDS
-        return (gr.skip() if text == shown else text), interval, text
+        return (gr.skip() if text == shown else text), poll_interval(self.context), text
 
     def follow(self, *events: Dependency) -> None:
         """Redraw the line as soon as each of ``events`` has finished."""
