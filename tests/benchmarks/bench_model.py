@@ -192,10 +192,16 @@ def _default_threads() -> int:
     return torch.get_num_threads()
 
 
+PHASE_SECONDS: dict[str, float] = {}
+
+
 def _phase(args: list[str]) -> dict:
+    started = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"phase {args[:2]} failed:\n{proc.stderr[-3000:]}")
+    name = args[1] if args[1] == "build" else f"{args[1]} {args[3]}{' load-only' if '--load-only' in args else ''}"
+    PHASE_SECONDS[name] = round(time.perf_counter() - started, 1)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -249,6 +255,7 @@ def main() -> None:
         "params_m": built["params_m"],
         "new_tokens_per_request": args.new_tokens,
         "rounds": args.rounds,
+        "phase_seconds": PHASE_SECONDS,
         "batching": {k: bf16[k] for k in ("tok_s_1_request", "tok_s_5_requests", "batching_speedup",
                                           "batching_speedup_per_round", "peak_batch",
                                           "prefill_passes_per_5_requests", "load_average_before_after")},
