@@ -352,9 +352,8 @@ class GenerationEngine:
 
         rows, device = self._rows, self.model.device
         width = self._cache.get_seq_length() + 1
-        mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
-        for i, row in enumerate(rows):
-            mask[i, width - row.length - 1:] = 1
+        lengths = torch.tensor([[row.length + 1] for row in rows], device=device)
+        mask = (torch.arange(width, device=device) >= width - lengths).long()  # rows are right-aligned
         try:
             out = self.model(
                 input_ids=torch.tensor([[row.next_token] for row in rows], device=device),
