@@ -21,6 +21,7 @@ from docmind.agent.sessions import Sessions
 from docmind.config import Settings
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import user_message
+from docmind.ui.imports import import_heavy_libraries
 from docmind.ui.transcript import TurnView, history_from_stored
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class Chatter:
     def service(self, think: bool = True) -> ChatService:
         with self._lock:
             if self._services is None:
+                import_heavy_libraries()
                 from docmind.agent.chat import ChatService
 
                 self._services = (ChatService(self._settings),

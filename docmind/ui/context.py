@@ -16,6 +16,7 @@ from docmind.model.hardware import detect_hardware
 from docmind.model.loading import check_model_files
 from docmind.model.registry import resolve_model
 from docmind.storage import Database, open_database
+from docmind.ui.imports import import_heavy_libraries
 from docmind.ui.ingest_queue import IngestQueue
 from docmind.ui.model_download import ModelDownload
 
@@ -89,16 +90,11 @@ class ModelState:
         self._thread = threading.Thread(target=self._load, name="docmind-model-load", daemon=True)
         self._thread.start()
 
-    def wait(self) -> None:
-        """Block until a load that is running has finished (at once when none runs)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join()
-
     def _load(self) -> None:
-        from docmind.model.runtime import get_runtime, unload
-
         try:
+            import_heavy_libraries()
+            from docmind.model.runtime import get_runtime, unload
+
             if self._switched:  # drop the model loaded under the earlier settings
                 self._switched = False
                 unload()
@@ -148,9 +144,9 @@ class AppContext:
         self.model.start_loading()
 
         def warm() -> None:
-            self.model.wait()  # two threads importing LlamaIndex at once can see it half-initialised
             for warm_up in self._warm_ups:
                 try:
+                    import_heavy_libraries()
                     warm_up()
                 except Exception:  # a warm-up is an optimisation; its failure shows up on first real use
                     log.exception("warm-up %s failed", warm_up)

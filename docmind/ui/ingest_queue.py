@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from docmind.config import Settings
 from docmind.storage import Database
+from docmind.ui.imports import import_heavy_libraries
 
 if TYPE_CHECKING:
     from docmind.cache import Ingestor
@@ -103,6 +104,7 @@ class IngestQueue:
     def _run(self) -> None:
         from docmind.cache import Ingestor
 
+        import_heavy_libraries()  # before the first file needs them, not at the same time as the model load
         ingestor = Ingestor(self._settings, self._db)
         while True:
             try:

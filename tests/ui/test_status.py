@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import gradio as gr
 
 from docmind.config import load_settings
-from docmind.ui.context import AppContext
+from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.status import BUSY_SECONDS, IDLE_SECONDS, render_status
 
 
@@ -25,7 +26,9 @@ def test_fast_while_the_model_loads_then_idle(data_dir: Path, tiny_model_dir: Pa
     assert "loading" in text and interval == BUSY_SECONDS
     try:
         context.model.start_loading()
-        context.model.wait()
+        deadline = time.monotonic() + 120
+        while context.model.status.phase is ModelPhase.LOADING and time.monotonic() < deadline:
+            time.sleep(0.05)
         text, interval, shown = status.refresh(shown)
         assert "✓ ready" in text and "Documents:** 0 (0 chunks)" in text and interval == IDLE_SECONDS
         assert status.refresh(shown) == (gr.skip(), IDLE_SECONDS, shown)  # unchanged: nothing is redrawn
