@@ -5,7 +5,8 @@
   the two paths with the same questions, on two models: the tiny random-weight Qwen3 test model, and a
   random-weight model of the real Qwen3-0.6B shape (bench_model.build), whose time to first token is
   realistic for a CPU;
-- aggregate completion tokens/s of 5 concurrent /chat clients vs 1 client (tiny model).
+- aggregate completion tokens/s of 5 concurrent /chat clients vs 1 client (the tiny model changed so that
+  every answer has the same length).
 
 Uses the shipped MiniLM embeddings, in a temp data dir.
 Usage: .venv/bin/python tests/benchmarks/bench_ui.py [--parts startup,ttft,concurrency,realistic] [--rounds N]
@@ -39,6 +40,7 @@ REALISTIC_NEW_TOKENS = 16
 """Tokens per answer with the 0.6B-shape model: enough to stream, few enough to keep a round short."""
 PARTS = ("startup", "ttft", "concurrency", "realistic")
 CONCURRENT = 5
+CONCURRENT_ANSWER_TOKENS = 64
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
@@ -347,12 +349,13 @@ def _measure_ttft(env: dict[str, str], log_path: Path, questions: list[str]) -> 
 
 
 def measure(parts: set[str], realistic_rounds: int) -> dict:
-    from tests.fixtures.tiny_model import build_tiny_qwen3
+    from tests.fixtures.tiny_model import build_endless_model, build_tiny_qwen3
 
     report: dict = {"benchmark": "ui", "load_average_at_start": [round(x, 1) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
         work = Path(tmp)
-        tiny_env = _environment(work / "data", build_tiny_qwen3(work / "tiny-qwen3"))
+        tiny_dir = build_tiny_qwen3(work / "tiny-qwen3")
+        tiny_env = _environment(work / "data", tiny_dir)
         _library(tiny_env, work / "data")
 
         if "startup" in parts:
@@ -364,8 +367,11 @@ def measure(parts: set[str], realistic_rounds: int) -> dict:
                 **_measure_ttft(tiny_env, work / "ttft-tiny.log", questions),
                 "gradio_streaming_floor_ms": round(_gradio_floor_ms(), 1),
             }
-        if "concurrency" in parts:
-            process, url, started = _start(tiny_env, work / "chat.log")
+        if "concurrency" in parts:  # answers of one fixed length, so tokens/s compare like with like
+            endless_env = _environment(work / "data-endless", build_endless_model(tiny_dir, work / "endless"),
+                                       DOCMIND_MAX_NEW_TOKENS=str(CONCURRENT_ANSWER_TOKENS))
+            _library(endless_env, work / "data-endless")
+            process, url, started = _start(endless_env, work / "chat.log")
             try:
                 _first_200(url, started)
                 one = _throughput(url, 1)
@@ -373,6 +379,8 @@ def measure(parts: set[str], realistic_rounds: int) -> dict:
             finally:
                 _stop(process)
             report["concurrency_tiny_model"] = {
+                "model": f"tiny random-weight Qwen3 that never stops: every model call writes "
+                         f"{CONCURRENT_ANSWER_TOKENS} tokens",
                 "one_client": one,
                 "five_clients": five,
                 "speedup_tokens_per_s": (round(five["tokens_per_s"] / one["tokens_per_s"], 2)

@@ -7,38 +7,19 @@ every answer runs to DOCMIND_MAX_NEW_TOKENS: long enough to press Stop in the mi
 
 from __future__ import annotations
 
-import json
-import shutil
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.tiny_model import build_endless_model
 from tests.ui.conftest import Server
 
 ANSWER_TOKENS = 1200
 WAIT_MS = 60_000
 QUESTION = "Tell me everything about the warranty"
 FOLLOW_UP = "And what about returns?"
-
-
-def build_endless_model(tiny_model_dir: Path, dest: Path) -> Path:
-    """A copy of the tiny model whose output layer never picks a stop token.
-
-    The stop tokens' rows of ``lm_head`` are zeroed (logit 0) and the other rows scaled up, so the
-    nucleus of every sampling step holds only ordinary tokens.
-    """
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(tiny_model_dir, dest)
-    stop_ids = json.loads((dest / "generation_config.json").read_text())["eos_token_id"]
-    weights = load_file(dest / "model.safetensors")
-    head = weights["lm_head.weight"].float() * 8
-    head[stop_ids] = 0
-    weights["lm_head.weight"] = head.to(weights["lm_head.weight"].dtype)
-    save_file(weights, dest / "model.safetensors", metadata={"format": "pt"})
-    return dest
 
 
 @pytest.fixture(scope="module")
