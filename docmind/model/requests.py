@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import threading
@@ -97,37 +98,34 @@ class RequestHandle:
         return item
 
     def __iter__(self) -> Iterator[str]:
-        done = False
-        try:
-            while True:
-                delta = self._take(self._events.get())
-                if delta is None:
-                    done = True
-                    return
+        with self._cancelled_unless_finished():
+            while (delta := self._take(self._events.get())) is not None:
                 yield delta
-        finally:
-            if not done:
-                self.cancel()
 
     async def __aiter__(self) -> AsyncIterator[str]:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
-        done = False
-        try:
-            while True:
-                self._wakeup.clear()
-                try:
-                    item = self._events.get_nowait()
-                except queue.Empty:
-                    await self._wakeup.wait()
-                    continue
-                delta = self._take(item)
-                if delta is None:
-                    done = True
-                    return
+        with self._cancelled_unless_finished():
+            while (delta := self._take(await self._next_event())) is not None:
                 yield delta
+
+    async def _next_event(self) -> Any:
+        """The next pushed item, waiting on the consumer's event loop (never blocking it)."""
+        assert self._wakeup is not None
+        while True:
+            self._wakeup.clear()
+            try:
+                return self._events.get_nowait()
+            except queue.Empty:
+                await self._wakeup.wait()
+
+    @contextlib.contextmanager
+    def _cancelled_unless_finished(self) -> Iterator[None]:
+        """Cancel the request when its consumer stops early (breaks out, closes the stream, fails)."""
+        try:
+            yield
         finally:
-            if not done:
+            if not self._finished.is_set():
                 self.cancel()
 
     def wait(self, timeout: float | None = None) -> GenerationResult:
