@@ -146,7 +146,6 @@ class AppContext:
         def warm() -> None:
             for warm_up in self._warm_ups:
                 try:
-                    import_heavy_libraries()
                     warm_up()
                 except Exception:  # a warm-up is an optimisation; its failure shows up on first real use
                     log.exception("warm-up %s failed", warm_up)
