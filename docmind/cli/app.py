@@ -11,7 +11,7 @@ from typing import Any
 from docmind import __version__
 from docmind.cli.common import (
     CommandError,
-    add_json_flag,
+    add_command,
     current_database,
     current_settings,
     emit,
@@ -90,17 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_app_commands(sub: Any) -> None:
-    doctor = sub.add_parser("doctor", help="check the data dir and database", description="check the data dir and database")
-    add_json_flag(doctor)
-    doctor.set_defaults(handler=cmd_doctor)
+    add_command(sub, "doctor", cmd_doctor, "check the data dir and database")
     for name in ("serve", "app"):
-        serve = sub.add_parser(name, help="start the DocMind app in your browser",
-                               description="start the DocMind app in your browser")
+        serve = add_command(sub, name, cmd_serve, "start the DocMind app in your browser", json_flag=False)
         serve.add_argument("--host", help="address to listen on (default 127.0.0.1; anything else exposes your data)")
         serve.add_argument("--port", type=int, help="port to listen on (default: a free one)")
         serve.add_argument("--no-browser", action="store_true", help="do not open the browser")
-        serve.set_defaults(handler=cmd_serve)
-    backup = sub.add_parser("backup", help="copy the database while DocMind runs",
-                            description="copy the database while DocMind runs")
+    backup = add_command(sub, "backup", cmd_backup, "copy the database while DocMind runs", json_flag=False)
     backup.add_argument("dest", help="file or folder to write the backup to")
-    backup.set_defaults(handler=cmd_backup)

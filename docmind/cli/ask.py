@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from docmind.cli.common import add_json_flag, current_settings, emit, one_line_errors
+from docmind.cli.common import add_command, current_settings, emit, one_line_errors
 
 
 @one_line_errors("docmind.agent.chat:EmptyQuestionError", "docmind.agent.chat:QuestionTooLongError",
@@ -57,12 +57,10 @@ async def _ask(service: Any, session_id: str | None, question: str, quiet: bool)
 
 
 def add_ask_command(sub: Any) -> None:
-    ask = sub.add_parser("ask", help="ask a question about your documents",
-                         description="Ask a question about your documents. Continues the most recent session "
-                                     "unless --session or --new-session is given.")
+    ask = add_command(sub, "ask", cmd_ask, "ask a question about your documents",
+                      description="Ask a question about your documents. Continues the most recent session "
+                                  "unless --session or --new-session is given.")
     ask.add_argument("question", nargs="+", help="the question")
     which = ask.add_mutually_exclusive_group()
     which.add_argument("--session", help="the session to continue (see `docmind sessions list`)")
     which.add_argument("--new-session", action="store_true", help="start a new session")
-    add_json_flag(ask)
-    ask.set_defaults(handler=cmd_ask)

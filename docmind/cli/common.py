@@ -43,8 +43,20 @@ def one_line_errors(*error_names: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+def add_command(parent: Any, name: str, handler: Handler, help: str, *, json_flag: bool = True,
+                description: str | None = None) -> argparse.ArgumentParser:
+    """A command ``name`` that runs ``handler``; ``help`` is its description too unless one is given."""
+    parser = parent.add_parser(name, help=help, description=description or help)
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def add_group(parent: Any, name: str, help: str, dest: str) -> Any:
+    """A command made of actions (``docmind sessions list``); add the actions to what this returns."""
+    parser = parent.add_parser(name, help=help, description=help)
+    return parser.add_subparsers(dest=dest, metavar="ACTION", required=True)
 
 
 def current_settings():

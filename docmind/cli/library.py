@@ -10,7 +10,8 @@ from typing import Any
 from docmind.cli.common import (
     CommandError,
     Handler,
-    add_json_flag,
+    add_command,
+    add_group,
     current_database,
     current_settings,
     emit,
@@ -114,10 +115,7 @@ def cmd_docs_remove(args: argparse.Namespace) -> int:
 
 def add_library_commands(sub: Any) -> None:
     def command(parent: Any, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help, description=help)
-        add_json_flag(p)
-        p.set_defaults(handler=library_errors(handler))
-        return p
+        return add_command(parent, name, library_errors(handler), help)
 
     ingest = command(sub, "ingest", cmd_ingest, "add files and folders to the library (unchanged files are skipped)")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
@@ -125,9 +123,7 @@ def add_library_commands(sub: Any) -> None:
     search.add_argument("query", nargs="*", metavar="QUERY", help="one or more queries (quote a query with spaces)")
     search.add_argument("--queries", metavar="FILE", help="read queries from FILE, one per line")
     search.add_argument("-k", type=int, default=5, help="passages per query (default 5)")
-    docs = sub.add_parser("docs", help="list or remove documents in the library",
-                          description="list or remove documents in the library")
-    actions = docs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = add_group(sub, "docs", "list or remove documents in the library", "action")
     command(actions, "list", cmd_docs_list, "list the documents in the library")
     remove = command(actions, "remove", cmd_docs_remove, "remove a document, or every document under a folder")
     remove.add_argument("path", metavar="PATH")

@@ -8,7 +8,8 @@ from typing import Any
 
 from docmind.cli.common import (
     CommandError,
-    add_json_flag,
+    add_command,
+    add_group,
     current_settings,
     emit,
     one_line_errors,
@@ -66,16 +67,12 @@ def cmd_model_verify(args: argparse.Namespace) -> int:
 
 
 def add_model_commands(sub: Any) -> None:
-    model = sub.add_parser("model", help="download, check and verify the language model",
-                           description="download, check and verify the language model")
-    actions = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    actions = add_group(sub, "model", "download, check and verify the language model", "model_command")
     for name, handler, help in (
         ("status", cmd_model_status, "which model is chosen, whether it is on disk, what this machine suits"),
         ("download", cmd_model_download, "download the chosen model (resumes an interrupted download)"),
         ("verify", cmd_model_verify, "re-check the model files' sizes and checksums"),
     ):
-        p = actions.add_parser(name, help=help, description=help)
-        add_json_flag(p)
-        p.set_defaults(handler=model_errors(handler))
+        p = add_command(actions, name, model_errors(handler), help)
         if name == "download":
             p.add_argument("--revision", default="main", help="hub branch, tag or commit (default main)")

@@ -10,7 +10,8 @@ from typing import Any
 
 from docmind.cli.common import (
     Handler,
-    add_json_flag,
+    add_command,
+    add_group,
     current_database,
     emit,
     one_line_errors,
@@ -100,16 +101,10 @@ def cmd_sessions_search(args: argparse.Namespace) -> int:
 
 
 def add_sessions_commands(sub: Any) -> None:
-    sessions = sub.add_parser("sessions", help="list, show, rename, delete, export, import and search chats",
-                              description="list, show, rename, delete, export, import and search chats")
-    actions = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = add_group(sub, "sessions", "list, show, rename, delete, export, import and search chats", "action")
 
     def action(name: str, handler: Handler, help: str, json_flag: bool = True) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, help=help, description=help)
-        if json_flag:
-            add_json_flag(p)
-        p.set_defaults(handler=session_errors(handler))
-        return p
+        return add_command(actions, name, session_errors(handler), help, json_flag=json_flag)
 
     action("list", cmd_sessions_list, "list sessions, most recent first")
     action("show", cmd_sessions_show, "print a session's messages").add_argument("id")
