@@ -118,8 +118,7 @@ def measure(model_dir: Path, data_dir: Path, quantization: str, new_tokens: int,
 
     if threads:
         torch.set_num_threads(threads)
-    import llama_index.llms.huggingface  # noqa: F401 - import cost is not load cost
-    import torchao  # noqa: F401
+    import torchao  # noqa: F401 - import cost is not load cost
     import transformers  # noqa: F401
 
     load_before = _load()
@@ -202,7 +201,10 @@ def _phase(args: list[str]) -> dict:
         raise SystemExit(f"phase {args[:2]} failed:\n{proc.stderr[-3000:]}")
     name = args[1] if args[1] == "build" else f"{args[1]} {args[3]}{' load-only' if '--load-only' in args else ''}"
     PHASE_SECONDS[name] = round(time.perf_counter() - started, 1)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Each phase's figures reach stderr as soon as it ends, so a run cut short still reports them.
+    print(json.dumps({"phase": name, "seconds": PHASE_SECONDS[name], **result}), file=sys.stderr, flush=True)
+    return result
 
 
 def main() -> None:
