@@ -118,7 +118,8 @@ def measure(model_dir: Path, data_dir: Path, quantization: str, new_tokens: int,
 
     if threads:
         torch.set_num_threads(threads)
-    import torchao  # noqa: F401 - import cost is not load cost
+    import llama_index.llms.huggingface  # noqa: F401 - import cost is not load cost
+    import torchao  # noqa: F401
     import transformers  # noqa: F401
 
     load_before = _load()
