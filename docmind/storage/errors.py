@@ -34,7 +34,7 @@ def translate(error: sqlite3.Error, path: Path) -> StorageError:
     """Turn a raw sqlite3 error into a StorageError with a clear message (raw ones never leave a store)."""
     name = getattr(error, "sqlite_errorname", "")
     text = str(error).lower()
-    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text or "malformed" in text:
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text or "disk image is malformed" in text:
         return NotADatabaseError(
             f"{path} is not a DocMind database or is corrupt. It was left untouched; "
             "move it aside (or restore a backup) and start DocMind again."

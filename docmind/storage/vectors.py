@@ -408,7 +408,7 @@ def _value_test(item: MetadataFilter, params: list, v: str, t: str) -> str:
             return f"({t} = 'text' AND instr({v}, ?) > 0)"
         return f"({t} = 'text' AND instr(py_lower({v}), py_lower(?)) > 0)"
     if op == FilterOperator.IS_EMPTY:
-        return f"(({t} = 'text' AND {v} = '') OR ({t} = 'array' AND json_array_length({v}) = 0))"
+        return f"(CASE {t} WHEN 'text' THEN {v} = '' WHEN 'array' THEN json_array_length({v}) = 0 ELSE 0 END)"
     raise UnsupportedFilterError(f"Filter operator {op.value!r} on {key!r} is not supported by SQLiteVectorStore.")
 
 
