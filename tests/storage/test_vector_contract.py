@@ -53,6 +53,11 @@ def store(request, db_path):
     return store
 
 
+@pytest.fixture(params=["simple", "sqlite"])
+def empty_store(request, db_path):
+    return SimpleVectorStore() if request.param == "simple" else SQLiteVectorStore(db_path)
+
+
 def _f(key: str, value, operator: FilterOperator = FilterOperator.EQ) -> MetadataFilter:
     return MetadataFilter(key=key, value=value, operator=operator)
 
@@ -138,6 +143,16 @@ def test_mmr_with_a_filter(store):
     query = VectorStoreQuery(query_embedding=[1.0] * DIM, similarity_top_k=10, mode=VectorStoreQueryMode.MMR,
                              filters=_all(_f("author", "ann")))
     assert sorted(store.query(query).ids) == ["n0", "n4"]
+
+
+def test_source_and_file_path_are_distinct_keys(empty_store):
+    """Ours keeps a ``source`` column (metadata source, else file_path) for its index: filters must not see it."""
+    metadata = [{"file_path": "/a.pdf"}, {"source": "/a.pdf"}, {"source": "", "file_path": "/a.pdf"}, {"source": "/b.pdf"}]
+    empty_store.add([TextNode(id_=f"n{i}", text="t", metadata=m, embedding=[1.0] * DIM) for i, m in enumerate(metadata)])
+    assert _ids(empty_store, _all(_f("source", "/a.pdf"))) == {1}
+    assert _ids(empty_store, _all(_f("source", ["/a.pdf", "/b.pdf"], OP.IN))) == {1, 3}
+    assert _ids(empty_store, _all(_f("file_path", "/a.pdf"))) == {0, 2}
+    assert _ids(empty_store, _all(_f("doc_id", "None"))) == {0, 1, 2, 3}  # nodes without a document
 
 
 # ----- only ours: LlamaIndex's SimpleVectorStore refuses nested filters, ignores doc_ids and has no get_nodes -----
