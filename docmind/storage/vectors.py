@@ -554,8 +554,8 @@ def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 def _candidates(
     matrix: _Matrix, positions: np.ndarray | None, embedding: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The candidate chunk ids, their unit vectors and their cosine similarity to ``embedding``."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate chunk ids and their cosine similarity to ``embedding``."""
     query = np.asarray(embedding, dtype=np.float32)
     if matrix.vectors.shape[1] and query.shape[0] != matrix.vectors.shape[1]:
         raise EmbeddingDimensionError(
@@ -565,13 +565,15 @@ def _candidates(
     norm = float(np.linalg.norm(query))
     if norm:
         query = query / norm
-    vectors = matrix.vectors if positions is None else matrix.vectors[positions]
     ids = matrix.ids if positions is None else matrix.ids[positions]
     if len(ids) == 0:
-        return ids, vectors, np.empty(0, dtype=np.float32)
+        return ids, np.empty(0, dtype=np.float32)
     # einsum runs one SIMD loop on this thread; BLAS (``@``) would start its thread pool per call, which on
     # busy cores (the model generating, another ingest) made a 3,000-row search 100x slower.
-    return ids, vectors, np.einsum("ij,j->i", vectors, query)
+    if positions is None or len(positions) * 4 > len(matrix.ids):  # scoring all rows beats copying most of them
+        scores = np.einsum("ij,j->i", matrix.vectors, query)
+        return ids, scores if positions is None else scores[positions]
+    return ids, np.einsum("ij,j->i", matrix.vectors[positions], query)
 
 
 def _top_k_mmr(
@@ -583,7 +585,8 @@ def _top_k_mmr(
     (1 - threshold) * overlap with the previous pick``.
     """
     threshold = 0.5 if threshold is None else threshold
-    ids, vectors, similarity = _candidates(matrix, positions, embedding)
+    ids, similarity = _candidates(matrix, positions, embedding)
+    vectors = matrix.vectors if positions is None else matrix.vectors[positions]
     left = np.ones(len(ids), dtype=bool)
     scores = threshold * similarity
     picks, picked_scores = [], []
@@ -601,7 +604,7 @@ def _top_k(
     matrix: _Matrix, positions: np.ndarray | None, embedding: Sequence[float], k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Chunk ids and cosine similarities of the ``k`` best rows, best first."""
-    ids, _, scores = _candidates(matrix, positions, embedding)
+    ids, scores = _candidates(matrix, positions, embedding)
     if k <= 0 or len(ids) == 0:
         return ids[:0], np.empty(0, dtype=np.float32)
     k = min(k, len(scores))
