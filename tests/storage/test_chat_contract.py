@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from llama_index.core.llms import ChatMessage
 from llama_index.core.storage.chat_store import SimpleChatStore
 
-from docmind.storage import SQLiteChatStore
+from docmind.storage import SQLiteChatStore, StorageError
 
 
 @pytest.fixture(params=["simple", "sqlite"])
@@ -67,3 +69,15 @@ async def test_async_round_trip(store):
     await store.async_add_message("k", ChatMessage(role="user", content="more"))
     assert await store.aget_messages("k") == [*_messages(), ChatMessage(role="user", content="more")]
     assert await store.aget_keys() == ["k"]
+
+
+def test_sqlite_errors_become_storage_errors(db_path):
+    store = SQLiteChatStore(db_path)
+    store.set_messages("k", _messages())
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TABLE messages")
+    conn.close()
+    for call in (lambda: store.get_messages("k"), lambda: store.add_message("k", _messages()[0]), store.get_keys):
+        with pytest.raises(StorageError, match="no such table") as raised:
+            call()
+        assert not isinstance(raised.value, sqlite3.Error)
