@@ -403,14 +403,14 @@ def _value_test(item: MetadataFilter, params: list, v: str, t: str) -> str:
     scalar = f"{t} NOT IN ('array', 'object')"
     if op in (FilterOperator.EQ, FilterOperator.NE):
         params.append(value)
-        equal = f"({scalar} AND {v} = ?)"
+        equal = f"COALESCE({scalar} AND {v} = ?, 0)"  # == None is false, != None true, as in Python
         return equal if op == FilterOperator.EQ else f"NOT {equal}"
     if op in _COMPARISONS:
         params.append(value)
         same_kind = f"{t} = 'text'" if isinstance(value, str) else f"{t} IN {_NUMBER_TYPES}"
         return f"({same_kind} AND {v} {_COMPARISONS[op]} ?)"
     if op in (FilterOperator.IN, FilterOperator.NIN):
-        member = f"({scalar} AND {_in(v, value, params)})"
+        member = f"COALESCE({scalar} AND {_in(v, value, params)}, 0)"
         return member if op == FilterOperator.IN else f"NOT {member}"
     if op == FilterOperator.CONTAINS:
         return _contains(value, params, v, t)

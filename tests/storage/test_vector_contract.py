@@ -80,6 +80,8 @@ FILTER_CASES = [
     (_all(_f("year", 2020, OP.LT)), {2}),
     (_all(_f("year", 2020, OP.LTE)), {0, 2, 4}),
     (_all(_f("rating", 4.5)), {0}),
+    (_all(_f("author", None)), set()),
+    (_all(_f("author", None, OP.NE)), ALL),  # a present value is != None; a missing one counts as != too
     (_all(_f("draft", 0)), {0}),  # False == 0 in Python
     (_all(_f("title", "[x] \"quoted\" 'single'")), {5}),
     (_all(_f("author", ["ann", "bob"], OP.IN)), {0, 1, 4}),
