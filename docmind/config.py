@@ -1,18 +1,28 @@
-"""All DocMind settings in one place: ``DOCMIND_*`` env, then ``<data dir>/config.toml``, then defaults."""
+"""All DocMind settings in one place: ``DOCMIND_*`` env, then ``<data dir>/config.toml``, then defaults.
+
+A ``config.toml`` that is not valid TOML, or holds a value of the wrong kind, is refused with a
+``SettingsError`` naming the file: DocMind does not start on guessed settings, and the file is
+never overwritten until it parses again.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 APP_NAME = "DocMind"
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Thinking-2507"
+CONFIG_FILE = "config.toml"
+
+
+class SettingsError(ValueError):
+    """The settings (``config.toml`` or a ``DOCMIND_*`` variable) cannot be used; the message says why."""
 
 
 def default_data_dir() -> Path:
@@ -42,6 +52,10 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         return self.data_dir / "docmind.db"
 
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -51,28 +65,60 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_data_dir() / "config.toml")
+        data_dir = init_settings().get("data_dir") or env_settings().get("data_dir") or default_data_dir()
+        path = Path(data_dir).expanduser() / CONFIG_FILE
+        try:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise _unreadable(path, error) from error
         return init_settings, env_settings, toml
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings fresh from the environment and the data dir's ``config.toml``."""
-    return Settings(**overrides)
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings fresh from the environment and the ``config.toml`` of the data dir they choose."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise SettingsError(
+            f"A setting in the DOCMIND_* environment or in {config_path(overrides.get('data_dir'))} "
+            f"is not valid ({problems}). Correct it and start DocMind again."
+        ) from error
 
 
-def save_settings(**values: str | int | float | bool | None) -> Path:
-    """Remember scalar settings in ``<data dir>/config.toml`` (``None`` forgets one); ``DOCMIND_*`` env still wins."""
-    path = default_data_dir() / "config.toml"
-    current = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+def config_path(data_dir: str | Path | None = None) -> Path:
+    """``config.toml`` in ``data_dir`` (default: the data dir of ``default_data_dir``)."""
+    return Path(data_dir or default_data_dir()).expanduser() / CONFIG_FILE
+
+
+def save_settings(data_dir: str | Path | None = None, **values: str | int | float | bool | None) -> Path:
+    """Remember scalar settings in ``<data_dir>/config.toml`` (``None`` forgets one); ``DOCMIND_*`` env still wins.
+
+    The file's other keys, comments and layout are kept; it is replaced atomically.
+    """
+    import tomlkit
+
+    path = config_path(data_dir)
+    try:
+        document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    except (tomlkit.exceptions.ParseError, UnicodeDecodeError) as error:
+        raise _unreadable(path, error) from error
     for key, value in values.items():
         if value is None:
-            current.pop(key, None)
+            document.pop(key, None)
         elif isinstance(value, (str, int, float, bool)):
-            current[key] = value
+            document[key] = value
         else:
             raise TypeError(f"config.toml holds only text, numbers and true/false, not {key}={value!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix(".toml.tmp")
-    staging.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in current.items()), encoding="utf-8")
+    staging.write_text(tomlkit.dumps(document), encoding="utf-8")
     staging.replace(path)
     return path
+
+
+def _unreadable(path: Path, error: Exception) -> SettingsError:
+    return SettingsError(
+        f"{path} is not a valid settings file ({error}). It was left untouched: "
+        "correct it or delete it, then start DocMind again."
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,32 @@ os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh data dir, set as DOCMIND_DATA_DIR for this test and its subprocesses."""
+@pytest.fixture(scope="session", autouse=True)
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Session fixtures (built before any test's own data dir) also never see the developer's data dir."""
+    root = tmp_path_factory.mktemp("session-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DOCMIND_DATA_DIR", str(root / "data"))
+        patch.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
+        yield root / "data"
+
+
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs on its own data dir (``DOCMIND_DATA_DIR``, not created yet), so a developer's own
+    config and database never leak in. ``XDG_DATA_HOME`` moves the platform default too, for tests
+    that unset ``DOCMIND_DATA_DIR``."""
     path = tmp_path / "data"
-    path.mkdir()
     monkeypatch.setenv("DOCMIND_DATA_DIR", str(path))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     return path
+
+
+@pytest.fixture
+def data_dir(private_data_dir: Path) -> Path:
+    """This test's data dir, created, and set as DOCMIND_DATA_DIR for this test and its subprocesses."""
+    private_data_dir.mkdir(exist_ok=True)
+    return private_data_dir
 
 
 @pytest.fixture

@@ -54,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # bare `docmind` launches the app
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "app"])
     handler = args.handler
+    from docmind.config import SettingsError
     from docmind.storage import StorageError
 
     try:
         return handler(args)
-    except (CommandError, StorageError, OSError) as error:
+    except (CommandError, SettingsError, StorageError, OSError) as error:
         print(f"docmind: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ do not pay for importing llama-index.
 from docmind._lazy import lazy_getattr
 from docmind.storage.db import Database, open_database
 from docmind.storage.errors import (
+    DatabaseBusyError,
     DatabaseTooNewError,
     DiskFullError,
     EmbeddingDimensionError,
@@ -31,6 +32,7 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "Database",
+    "DatabaseBusyError",
     "DatabaseTooNewError",
     "DiskFullError",
     "EmbeddingDimensionError",

@@ -1,9 +1,11 @@
 """A LlamaIndex chat store on the ``sessions`` and ``messages`` tables, keyed by session id.
 
-A message's ``additional_kwargs`` carry the columns LlamaIndex has no field for: ``thinking``
-(stored, never part of ``content``), ``tokens`` (the model-tokenizer count, so memory never
-re-tokenizes history), ``status`` (``complete``, ``streaming``, ``interrupted``), ``message_id``
-and ``created_at``. Any other JSON-serialisable kwargs (citations, say) are kept in ``extra``.
+``get_messages`` returns the messages as they were stored: the same role, text and
+``additional_kwargs``. Two kwargs get their own columns: ``thinking`` (a non-empty text, never
+part of ``content``) and ``tokens`` (the model-tokenizer count, so memory never re-tokenizes
+history); the others (citations, say) are kept as JSON in ``extra``. DocMind's own bookkeeping
+(``status``, row id, ``created_at``) never enters ``additional_kwargs``, where an LLM integration
+could forward it to a server: DocMind reads it through ``chat_log.messages(key)``.
 """
 
 from __future__ import annotations
@@ -17,30 +19,28 @@ from llama_index.core.llms import ChatMessage
 from llama_index.core.storage.chat_store.base import BaseChatStore
 
 from docmind.storage.db import Database
-from docmind.storage.sessions import STATUS_COMPLETE, ChatLog, StoredMessage
-
-_COLUMN_KWARGS = ("thinking", "tokens", "status", "message_id", "created_at")
+from docmind.storage.sessions import ChatLog, StoredMessage
 
 
 def to_stored(message: ChatMessage) -> StoredMessage:
-    """The row for a LlamaIndex message."""
-    kwargs = message.additional_kwargs
-    extra = {k: v for k, v in kwargs.items() if k not in _COLUMN_KWARGS}
+    """The row for a LlamaIndex message (a new, complete one)."""
+    extra = dict(message.additional_kwargs)
+    thinking = extra.get("thinking")
+    thinking = extra.pop("thinking") if isinstance(thinking, str) and thinking else ""
+    tokens = extra.get("tokens")
+    tokens = extra.pop("tokens") if isinstance(tokens, int) and not isinstance(tokens, bool) else None
     return StoredMessage(
         role=message.role.value,
         content=message.content or "",
-        thinking=kwargs.get("thinking") or "",
-        tokens=kwargs.get("tokens"),
-        status=kwargs.get("status") or STATUS_COMPLETE,
+        thinking=thinking,
+        tokens=tokens,
         extra=json.loads(json.dumps(extra, ensure_ascii=False, default=str)),
-        created_at=kwargs.get("created_at") or "",
     )
 
 
 def to_chat_message(stored: StoredMessage) -> ChatMessage:
-    """The LlamaIndex message for a row."""
+    """The LlamaIndex message for a row: its text and kwargs, without DocMind's bookkeeping."""
     kwargs: dict[str, Any] = dict(stored.extra)
-    kwargs.update(status=stored.status, message_id=stored.id, created_at=stored.created_at)
     if stored.thinking:
         kwargs["thinking"] = stored.thinking
     if stored.tokens is not None:
@@ -51,8 +51,9 @@ def to_chat_message(stored: StoredMessage) -> ChatMessage:
 class SQLiteChatStore(BaseChatStore):
     """Chat history per session in the DocMind database, shared safely by several processes.
 
-    ``set_messages`` replaces the history in one transaction (an empty list clears it) and
-    ``add_message`` creates the session when it does not exist yet. The async methods run the
+    ``set_messages`` replaces the history in one transaction (an empty list clears it; the new rows
+    are ``complete`` and stamped now) and ``add_message`` creates the session when it does not
+    exist yet. The async methods run the
     sync ones in a worker thread, so they never block the event loop.
     """
 
@@ -70,6 +71,7 @@ class SQLiteChatStore(BaseChatStore):
 
     @property
     def chat_log(self) -> ChatLog:
+        """DocMind's own API on the same rows: sessions, and messages with their status, id and time."""
         return self._log
 
     def set_messages(self, key: str, messages: list[ChatMessage]) -> None:

@@ -2,7 +2,8 @@
 
 WAL, ``busy_timeout``, ``synchronous=NORMAL``, ``foreign_keys=ON``; writes run in
 ``BEGIN IMMEDIATE`` transactions, retried with jittered backoff when SQLite reports
-the database busy or locked. Each thread gets its own connection.
+the database busy or locked. Each thread gets its own connection, closed when the thread ends.
+Every ``sqlite3`` error leaves this module as a ``StorageError``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +35,11 @@ def _is_busy(error: BaseException) -> bool:
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(error) or "busy" in str(error)
 
 
+def _lower(text: object) -> object:
+    """Python's ``str.lower`` for SQL (SQLite's ``lower`` folds ASCII only)."""
+    return text.lower() if isinstance(text, str) else text
+
+
 _retry_busy = retry(
     retry=retry_if_exception(_is_busy),
     wait=wait_random_exponential(multiplier=0.01, max=0.5),
@@ -42,6 +49,20 @@ _retry_busy = retry(
 )
 
 
+class _ThreadConnection:
+    """Holds one thread's connection in a ``threading.local``: when the thread ends, this goes and the
+    connection is closed (by a ``weakref.finalize``, which also covers ``Database.close``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+def _close(conn: sqlite3.Connection, open_connections: set[sqlite3.Connection], lock: threading.RLock) -> None:
+    with lock:
+        open_connections.discard(conn)
+    conn.close()
+
+
 class Database:
     """A DocMind SQLite file: one connection per thread, migrated on first use."""
 
@@ -49,21 +70,28 @@ class Database:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections: set[sqlite3.Connection] = set()
+        self._lock = threading.RLock()  # re-entrant: a finalizer may run while this thread holds it
         from docmind.storage.migrations import migrate
 
         migrate(self)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened with the DocMind pragmas."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
             conn = self._open()
-            self._local.conn = conn
+            holder = self._local.holder = _ThreadConnection(conn)
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._connections.add(conn)
+            weakref.finalize(holder, _close, conn, self._connections, self._lock)
+        return holder.conn
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are open now (one per live thread that used this database)."""
+        with self._lock:
+            return len(self._connections)
 
     def _open(self) -> sqlite3.Connection:
         if not self.path.parent.exists():
@@ -80,6 +108,7 @@ class Database:
                 log.warning("%s: journal mode is %s, not wal", self.path, mode)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.create_function("py_lower", 1, _lower, deterministic=True)
         except sqlite3.Error as error:
             raise translate(error, self.path) from error
         return conn
@@ -147,7 +176,7 @@ class Database:
     def close(self) -> None:
         """Close every connection this object opened."""
         with self._lock:
-            for conn in self._connections:
+            for conn in list(self._connections):
                 conn.close()
             self._connections.clear()
         self._local = threading.local()

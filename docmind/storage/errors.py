@@ -26,11 +26,15 @@ class DiskFullError(StorageError):
     """The disk (or the database's page limit) is full."""
 
 
-def translate(error: sqlite3.Error, path: Path) -> StorageError | sqlite3.Error:
-    """Turn a raw sqlite3 error into a StorageError with a clear message, or return it unchanged."""
+class DatabaseBusyError(StorageError):
+    """Another connection kept the database locked past every retry."""
+
+
+def translate(error: sqlite3.Error, path: Path) -> StorageError:
+    """Turn a raw sqlite3 error into a StorageError with a clear message (raw ones never leave a store)."""
     name = getattr(error, "sqlite_errorname", "")
     text = str(error).lower()
-    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text or "malformed" in text:
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text or "disk image is malformed" in text:
         return NotADatabaseError(
             f"{path} is not a DocMind database or is corrupt. It was left untouched; "
             "move it aside (or restore a backup) and start DocMind again."
@@ -44,7 +48,11 @@ def translate(error: sqlite3.Error, path: Path) -> StorageError | sqlite3.Error:
         return DiskFullError(
             f"The disk holding {path} is full; nothing was written. Free some space and try again."
         )
-    return error
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return DatabaseBusyError(
+            f"{path} stayed busy: another program kept it locked. Nothing was written; try again in a moment."
+        )
+    return StorageError(f"Database error in {path}: {error}")
 
 
 class UnsupportedFilterError(StorageError, ValueError):

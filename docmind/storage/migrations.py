@@ -192,8 +192,7 @@ def backup_before_upgrade(db: Database, current: int) -> Path:
 
 def migrate(db: Database) -> int:
     """Bring ``db`` up to ``SCHEMA_VERSION``; refuse a database from a newer DocMind. Returns the version."""
-    conn = db.connection()
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    current = db.read("PRAGMA user_version")[0][0]
     if current > SCHEMA_VERSION:
         raise DatabaseTooNewError(
             f"{db.path} was written by a newer DocMind (schema {current}, this version knows {SCHEMA_VERSION}). "

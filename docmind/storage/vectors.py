@@ -50,24 +50,18 @@ _UPSERT = """
         text = excluded.text, metadata = excluded.metadata, node = excluded.node,
         embedding = excluded.embedding
 """
-# Filter keys that live in their own indexed column rather than in the metadata JSON.
-_COLUMN_KEYS = {
-    "doc_id": "ref_doc_id",
-    "ref_doc_id": "ref_doc_id",
-    "document_id": "ref_doc_id",
-    "source": "source",
-    "file_path": "source",
-    "page": "page",
-    "node_id": "node_id",
-}
+# LlamaIndex's own stores see the document id under these metadata keys ("None" when a node has none).
+_DOC_ID_KEYS = ("doc_id", "ref_doc_id", "document_id")
 _COMPARISONS = {
     FilterOperator.EQ: "=",
-    FilterOperator.NE: "IS NOT",
     FilterOperator.GT: ">",
     FilterOperator.GTE: ">=",
     FilterOperator.LT: "<",
     FilterOperator.LTE: "<=",
 }
+_NUMBER_TYPES = "('integer', 'real', 'true', 'false')"
+_NONE, _TEXT = "'None'", "'text'"
+_LIST_OPERATORS = (FilterOperator.IN, FilterOperator.NIN, FilterOperator.ANY, FilterOperator.ALL)
 _FETCH_ROWS = 4096
 
 
@@ -151,25 +145,32 @@ class SQLiteVectorStore(BasePydanticVectorStore):
         return [_node(row) for row in rows]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Exact cosine top-k over the stored embeddings (or BM25 for ``mode=TEXT_SEARCH``)."""
+        """Exact cosine top-k over the stored embeddings; ``mode=MMR`` diversifies it, ``TEXT_SEARCH`` is BM25.
+
+        ``doc_ids`` restricts the search when given: an empty list matches nothing. An empty ``node_ids``
+        does not restrict, as in other text-storing stores: ``VectorStoreIndex.as_retriever`` passes its
+        index struct's node ids, always empty when the store holds the text.
+        """
         if query.mode == VectorStoreQueryMode.TEXT_SEARCH:
             return self.text_search(query.query_str or "", query.similarity_top_k, query.filters)
-        if query.mode != VectorStoreQueryMode.DEFAULT:
+        if query.mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
             raise NotImplementedError(
-                f"SQLiteVectorStore supports the 'default' and 'text_search' query modes, not {query.mode.value!r}."
+                f"SQLiteVectorStore supports the 'default', 'mmr' and 'text_search' query modes, not {query.mode.value!r}."
             )
         if query.query_embedding is None:
             raise ValueError("A vector query needs query_embedding; use text_search() for keyword search.")
         matrix = self._matrix()
         positions = None
-        # As in other text-storing stores, empty doc_ids/node_ids do not restrict: VectorStoreIndex
-        # passes its (empty) index struct's node ids on every query.
-        doc_ids, node_ids = query.doc_ids or None, query.node_ids or None
-        if query.filters is not None or doc_ids is not None or node_ids is not None:
-            where, params = _where(query.filters, doc_ids=doc_ids, node_ids=node_ids)
+        node_ids = query.node_ids or None
+        if query.filters is not None or query.doc_ids is not None or node_ids is not None:
+            where, params = _where(query.filters, doc_ids=query.doc_ids, node_ids=node_ids)
             rows = self._db.read(f"SELECT id FROM chunks WHERE {where}", params)
             positions = _positions(matrix.ids, np.fromiter((row[0] for row in rows), np.int64, count=len(rows)))
-        ids, scores = _top_k(matrix, positions, query.query_embedding, query.similarity_top_k)
+        if query.mode == VectorStoreQueryMode.MMR:
+            threshold = kwargs.get("mmr_threshold", query.mmr_threshold)
+            ids, scores = _top_k_mmr(matrix, positions, query.query_embedding, query.similarity_top_k, threshold)
+        else:
+            ids, scores = _top_k(matrix, positions, query.query_embedding, query.similarity_top_k)
         return self._result(ids, scores)
 
     def text_search(
@@ -333,6 +334,10 @@ def _where(
 
 
 def _filters_sql(filters: MetadataFilters, table: str) -> tuple[str, list]:
+    """``filters`` as SQL with the semantics of LlamaIndex's ``build_metadata_filter_fn``, nesting included.
+
+    Every part is 0 or 1, never NULL, so ``NOT`` ("none of these match") is exact.
+    """
     params: list[Any] = []
     parts = []
     for item in filters.filters:
@@ -355,23 +360,93 @@ def _filters_sql(filters: MetadataFilters, table: str) -> tuple[str, list]:
 
 
 def _filter_sql(item: MetadataFilter, table: str, params: list) -> str:
-    if item.key in _COLUMN_KEYS:
-        expr = f"{table}.{_COLUMN_KEYS[item.key]}"
+    """One filter: a test on the key's value when the key is present and not null.
+
+    A missing or null value matches only ``!=``, ``nin`` and ``is_empty``, as in LlamaIndex.
+    """
+    hint = _index_hint(item, table, params)
+    if item.key in _DOC_ID_KEYS:
+        test = f"COALESCE({_value_test(item, params, f'COALESCE({table}.ref_doc_id, {_NONE})', _TEXT)}, 0)"
     else:
-        expr = f"json_extract({table}.metadata, ?)"
-        params.append('$."' + item.key.replace('"', '\\"') + '"')
-    if item.operator in _COMPARISONS:
-        if isinstance(item.value, list):
-            raise UnsupportedFilterError(f"Filter {item.key!r} {item.operator.value} needs one value, not a list.")
-        params.append(item.value)
-        return f"{expr} {_COMPARISONS[item.operator]} ?"
-    if item.operator in (FilterOperator.IN, FilterOperator.NIN):
-        values = item.value if isinstance(item.value, list) else [item.value]
-        sql = _in(expr, values, params)
-        return sql if item.operator == FilterOperator.IN else f"({expr} IS NULL OR NOT {sql})"
-    raise UnsupportedFilterError(
-        f"Filter operator {item.operator.value!r} on {item.key!r} is not supported by SQLiteVectorStore; "
-        "use ==, !=, >, >=, <, <=, in or nin."
+        params.append(item.key)
+        present = f"SELECT 1 FROM json_each({table}.metadata) AS m WHERE m.key = ? AND m.type != 'null'"
+        value_test = _value_test(item, params, "m.value", "m.type")
+        if item.operator in (FilterOperator.NE, FilterOperator.NIN, FilterOperator.IS_EMPTY):
+            test = f"NOT EXISTS ({present} AND NOT COALESCE({value_test}, 0))"
+        else:
+            test = f"EXISTS ({present} AND COALESCE({value_test}, 0))"
+    return f"({hint} AND {test})" if hint else test
+
+
+def _index_hint(item: MetadataFilter, table: str, params: list) -> str | None:
+    """For ``==``/``in`` on the source or the document id: the same test on the indexed column, which the
+    exact test implies, so that SQLite can use the column's index (50 ms to 0.5 ms on 20,000 chunks)."""
+    values = item.value if isinstance(item.value, list) else [item.value]
+    if item.operator not in (FilterOperator.EQ, FilterOperator.IN) or not values:
+        return None
+    if not all(isinstance(value, str) and value and value != "None" for value in values):
+        return None
+    if item.key == "source":  # the column holds metadata["source"] whenever that is a non-empty text
+        return _in(f"{table}.source", values, params)
+    if item.key in _DOC_ID_KEYS:
+        return _in(f"{table}.ref_doc_id", values, params)
+    return None
+
+
+def _value_test(item: MetadataFilter, params: list, v: str, t: str) -> str:
+    """SQL true when the present value ``v`` of JSON type ``t`` passes ``item``, as Python's ``==``, ``in``... do."""
+    op, value, key = item.operator, item.value, item.key
+    if op in _LIST_OPERATORS and not isinstance(value, list):
+        raise UnsupportedFilterError(f"Filter {key!r} {op.value} needs a list of values, not {value!r}.")
+    if op not in _LIST_OPERATORS and isinstance(value, list):
+        raise UnsupportedFilterError(f"Filter {key!r} {op.value} needs one value, not a list.")
+    scalar = f"{t} NOT IN ('array', 'object')"
+    if op in (FilterOperator.EQ, FilterOperator.NE):
+        params.append(value)
+        equal = f"COALESCE({scalar} AND {v} = ?, 0)"  # == None is false, != None true, as in Python
+        return equal if op == FilterOperator.EQ else f"NOT {equal}"
+    if op in _COMPARISONS:
+        params.append(value)
+        same_kind = f"{t} = 'text'" if isinstance(value, str) else f"{t} IN {_NUMBER_TYPES}"
+        return f"({same_kind} AND {v} {_COMPARISONS[op]} ?)"
+    if op in (FilterOperator.IN, FilterOperator.NIN):
+        member = f"COALESCE({scalar} AND {_in(v, value, params)}, 0)"
+        return member if op == FilterOperator.IN else f"NOT {member}"
+    if op == FilterOperator.CONTAINS:
+        return _contains(value, params, v, t)
+    if op in (FilterOperator.ANY, FilterOperator.ALL):
+        tests = [_contains(one, params, v, t) for one in value]
+        if not tests:
+            return "0" if op == FilterOperator.ANY else "1"
+        return "(" + (" OR " if op == FilterOperator.ANY else " AND ").join(tests) + ")"
+    if op in (FilterOperator.TEXT_MATCH, FilterOperator.TEXT_MATCH_INSENSITIVE):
+        if not isinstance(value, str):
+            raise UnsupportedFilterError(f"Filter {key!r} {op.value} needs text, not {value!r}.")
+        params.append(value)
+        if op == FilterOperator.TEXT_MATCH:
+            return f"({t} = 'text' AND instr({v}, ?) > 0)"
+        return f"({t} = 'text' AND instr(py_lower({v}), py_lower(?)) > 0)"
+    if op == FilterOperator.IS_EMPTY:
+        return f"(CASE {t} WHEN 'text' THEN {v} = '' WHEN 'array' THEN json_array_length({v}) = 0 ELSE 0 END)"
+    raise UnsupportedFilterError(f"Filter operator {op.value!r} on {key!r} is not supported by SQLiteVectorStore.")
+
+
+def _contains(value: Any, params: list, v: str, t: str) -> str:
+    """Python's ``value in v``: an element of a list, a substring of a text, a key of an object."""
+    if isinstance(value, list):
+        raise UnsupportedFilterError(f"Cannot look for the list {value!r} inside a metadata value.")
+    params.append(value)
+    in_text = "0"  # Python raises on ``5 in "text"``; here it does not match
+    if isinstance(value, str):
+        in_text = f"instr({v}, ?) > 0"
+        params.append(value)
+    params.append(value)
+    return (
+        f"(CASE {t} WHEN 'array' THEN EXISTS (SELECT 1 FROM json_each({v}) AS e"
+        " WHERE e.type NOT IN ('array', 'object') AND e.value = ?)"
+        f" WHEN 'text' THEN {in_text}"
+        f" WHEN 'object' THEN EXISTS (SELECT 1 FROM json_each({v}) AS e WHERE e.key = ?)"
+        " ELSE 0 END)"
     )
 
 
@@ -477,10 +552,10 @@ def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return at[ids[at] == wanted]
 
 
-def _top_k(
-    matrix: _Matrix, positions: np.ndarray | None, embedding: Sequence[float], k: int
+def _candidates(
+    matrix: _Matrix, positions: np.ndarray | None, embedding: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk ids and cosine similarities of the ``k`` best rows, best first."""
+    """The candidate chunk ids and their cosine similarity to ``embedding``."""
     query = np.asarray(embedding, dtype=np.float32)
     if matrix.vectors.shape[1] and query.shape[0] != matrix.vectors.shape[1]:
         raise EmbeddingDimensionError(
@@ -490,13 +565,48 @@ def _top_k(
     norm = float(np.linalg.norm(query))
     if norm:
         query = query / norm
-    candidates = matrix.vectors if positions is None else matrix.vectors[positions]
     ids = matrix.ids if positions is None else matrix.ids[positions]
-    if k <= 0 or len(ids) == 0:
-        return ids[:0], np.empty(0, dtype=np.float32)
+    if len(ids) == 0:
+        return ids, np.empty(0, dtype=np.float32)
     # einsum runs one SIMD loop on this thread; BLAS (``@``) would start its thread pool per call, which on
     # busy cores (the model generating, another ingest) made a 3,000-row search 100x slower.
-    scores = np.einsum("ij,j->i", candidates, query)
+    if positions is None or len(positions) * 4 > len(matrix.ids):  # scoring all rows beats copying most of them
+        scores = np.einsum("ij,j->i", matrix.vectors, query)
+        return ids, scores if positions is None else scores[positions]
+    return ids, np.einsum("ij,j->i", matrix.vectors[positions], query)
+
+
+def _top_k_mmr(
+    matrix: _Matrix, positions: np.ndarray | None, embedding: Sequence[float], k: int, threshold: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal marginal relevance, vectorised from LlamaIndex's ``get_top_k_mmr_embeddings`` (same picks, scores).
+
+    The first pick scores ``threshold * similarity``; each next one ``threshold * similarity -
+    (1 - threshold) * overlap with the previous pick``.
+    """
+    threshold = 0.5 if threshold is None else threshold
+    ids, similarity = _candidates(matrix, positions, embedding)
+    vectors = matrix.vectors if positions is None else matrix.vectors[positions]
+    left = np.ones(len(ids), dtype=bool)
+    scores = threshold * similarity
+    picks, picked_scores = [], []
+    for _ in range(min(k or len(ids), len(ids))):  # k=0 means all, as in LlamaIndex
+        pick = int(np.argmax(np.where(left, scores, -np.inf)))  # the first of equal scores, as LlamaIndex
+        picks.append(pick)
+        picked_scores.append(float(scores[pick]))
+        left[pick] = False
+        overlap = np.einsum("ij,j->i", vectors, vectors[pick])
+        scores = threshold * similarity - (1 - threshold) * overlap
+    return ids[picks], np.asarray(picked_scores, dtype=np.float32)
+
+
+def _top_k(
+    matrix: _Matrix, positions: np.ndarray | None, embedding: Sequence[float], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk ids and cosine similarities of the ``k`` best rows, best first."""
+    ids, scores = _candidates(matrix, positions, embedding)
+    if k <= 0 or len(ids) == 0:
+        return ids[:0], np.empty(0, dtype=np.float32)
     k = min(k, len(scores))
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top], kind="stable")]

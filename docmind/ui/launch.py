@@ -11,13 +11,14 @@ import ipaddress
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from docmind.ui.launch_guard import available_port
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -64,13 +65,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def free_port(host: str) -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def prepare_environment() -> Path:
     """Turn off Gradio's analytics and give this app a private temp folder (mode 0700) for uploads."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -109,7 +103,7 @@ def serve(
     context = AppContext.create(settings, upload_dir=temp_dir)
     demo = build_app(context)
     demo.queue(default_concurrency_limit=CONCURRENT_EVENTS)
-    port = port or free_port(host)
+    port = port or available_port(host, 0)
     _, local_url, _ = demo.launch(
         server_name=host,
         server_port=port,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,8 +24,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "packaging"))
+sys.path.insert(0, str(ROOT))
 
 from build_support import folder_size, largest_parts  # noqa: E402
+
+from docmind.ui.launch_guard import available_port  # noqa: E402
 
 BINARY = Path(os.environ.get("DOCMIND_BINARY", ROOT / "dist" / "DocMind")).resolve()
 PLAIN_ONEFILE = BINARY.parent / "DocMind-plain-onefile"  # built with DOCMIND_PLAIN_ONEFILE=1 packaging/build.sh
@@ -34,15 +36,9 @@ WARM_RUNS = 2
 START_TIMEOUT_S = 300
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def time_to_first_200(command: list[str], env: dict[str, str], work: Path) -> dict:
     """Start ``command serve`` and return the seconds until its page answers 200 (plus unpack time if any)."""
-    port = _free_port()
+    port = available_port("127.0.0.1", 0)
     data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=work))
     log_path = work / f"serve-{port}.log"
     started = time.perf_counter()

@@ -44,7 +44,13 @@ def _ms(seconds: float) -> float:
 
 def bench_vectors(folder: Path, count: int, dim: int, queries: int = 50) -> dict:
     from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
-    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery
+    from llama_index.core.vector_stores.types import (
+        FilterOperator,
+        MetadataFilter,
+        MetadataFilters,
+        VectorStoreQuery,
+        VectorStoreQueryMode,
+    )
 
     rng = np.random.default_rng(0)
     matrix = rng.standard_normal((count, dim)).astype(np.float32)
@@ -82,6 +88,9 @@ def bench_vectors(folder: Path, count: int, dim: int, queries: int = 50) -> dict
             exact &= ids == expected
     ten_percent = MetadataFilters(filters=[MetadataFilter(key="doc_id", value=[f"doc{j}" for j in range(10)], operator=FilterOperator.IN)])
     filtered = [query(vector, filters=ten_percent)[0] for vector in probes[:20]]
+    not_first_pages = MetadataFilters(filters=[MetadataFilter(key="page", value=[1, 2, 3], operator=FilterOperator.NIN)])
+    metadata_filtered = [query(vector, filters=not_first_pages)[0] for vector in probes[:10]]
+    mmr = [query(vector, mode=VectorStoreQueryMode.MMR)[0] for vector in probes[:10]]
     bm25 = []
     for words in _texts(rng, 20, 4):
         t = time.perf_counter()
@@ -101,6 +110,8 @@ def bench_vectors(folder: Path, count: int, dim: int, queries: int = 50) -> dict
         "query_top10_goal_ms": 50,
         "exact_vs_numpy": exact,
         "filtered_10pct_median_ms": _ms(statistics.median(filtered)),
+        "filtered_metadata_nin_90pct_median_ms": _ms(statistics.median(metadata_filtered)),
+        "mmr_top10_median_ms": _ms(statistics.median(mmr)),
         "query_after_100_appended_ms": _ms(after_append),
         "query_after_100_deleted_ms_full_reload": _ms(after_delete),
         "bm25_top10_median_ms": _ms(statistics.median(bm25)),

@@ -20,7 +20,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from docmind.ui.launch_guard import available_port  # noqa: E402
 
 RUNS = 3
 TTFT_QUESTIONS = 10
@@ -53,15 +54,9 @@ LONG_QUESTION = (
 """About 190 tokens that no earlier prompt shares (the number comes first): like bench_model's 200-token TTFT."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str, float]:
     """Start ``docmind serve``; return the process, its URL and the start time (perf_counter)."""
-    port = _free_port()
+    port = available_port("127.0.0.1", 0)
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "docmind", "serve", "--no-browser", "--port", str(port)],
@@ -221,7 +216,8 @@ def _gradio_floor_ms() -> float:
     with gr.Blocks(analytics_enabled=False) as demo:
         gr.api(instant, api_name="instant")
     demo.queue(default_concurrency_limit=8)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=available_port("127.0.0.1", 0),
+                            prevent_thread_lock=True, quiet=True)
     try:
         client = Client(url, verbose=False)
         times = []

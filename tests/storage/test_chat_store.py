@@ -59,27 +59,27 @@ def test_sessions_are_isolated(db_path):
     assert _texts(store.get_messages("b")) == [("user", "for b")]
 
 
-def test_thinking_tokens_status_and_extra_round_trip(db_path):
+def test_thinking_tokens_and_extra_round_trip_and_bookkeeping_stays_out(db_path):
     store = SQLiteChatStore(db_path)
     citations = [{"source": "/docs/a.pdf", "page": 3, "text": "passage"}]
     message = ChatMessage(
         role="assistant",
         content="the answer [1]",
-        additional_kwargs={"thinking": "let me think", "tokens": 7, "status": "interrupted", "citations": citations},
+        additional_kwargs={"thinking": "let me think", "tokens": 7, "citations": citations},
     )
     store.add_message("s", message)
     (back,) = store.get_messages("s")
-    assert back.content == "the answer [1]"  # thinking is never part of the content
-    assert back.additional_kwargs["thinking"] == "let me think"
-    assert back.additional_kwargs["tokens"] == 7
-    assert back.additional_kwargs["status"] == "interrupted"
-    assert back.additional_kwargs["citations"] == citations
+    assert back == message  # thinking is never part of the content; no status, id or time added
     row = store.chat_log.messages("s")[0]
-    assert (row.thinking, row.tokens, row.status) == ("let me think", 7, "interrupted")
-    # a round trip through set_messages does not duplicate the column kwargs into ``extra``
+    assert (row.thinking, row.tokens, row.status, row.extra) == ("let me think", 7, "complete", {"citations": citations})
+    assert row.id is not None and row.created_at
+    store.chat_log.update(row.id, status="interrupted")
+    assert store.get_messages("s") == [message]
+    assert store.chat_log.messages("s")[0].status == "interrupted"
+    # a round trip through set_messages keeps the kwargs where they were
     store.set_messages("s", store.get_messages("s"))
-    assert set(store.chat_log.messages("s")[0].extra) == {"citations"}
-    assert to_stored(back).created_at == row.created_at
+    assert store.chat_log.messages("s")[0].extra == {"citations": citations}
+    assert to_stored(back).thinking == "let me think"
 
 
 async def test_async_methods_do_not_block_the_loop(db_path):

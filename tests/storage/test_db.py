@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 
 import pytest
 
@@ -51,3 +53,48 @@ def test_write_rolls_back_on_error(db_path):
     with pytest.raises(ZeroDivisionError):
         db.write(lambda c: (c.execute("INSERT INTO counters VALUES ('x', 1)"), 1 / 0))
     assert db.read("SELECT COUNT(*) FROM counters WHERE name = 'x'")[0][0] == 0
+
+
+def _open_files(db_path) -> int:
+    """File descriptors of this process open on the database, its WAL or its shared-memory file."""
+    names = {str(db_path), f"{db_path}-wal", f"{db_path}-shm"}
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") in names
+        except OSError:
+            pass  # closed meanwhile
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts file descriptors through /proc")
+def test_connections_of_ended_threads_are_closed(db_path):
+    """Each ended thread's connection is closed. SQLite's unix VFS keeps the file descriptor of a closed
+    connection while another one in the process holds a lock on the file, and reuses it for the next
+    connection, so open descriptors stay bounded by the most threads that ran at once."""
+    db = Database(db_path)
+    db.execute("INSERT INTO counters VALUES ('probe', 0)")
+    before = _open_files(db_path)
+
+    def use() -> None:
+        assert db.read("SELECT COUNT(*) FROM chunks")[0][0] == 0
+        db.execute("UPDATE counters SET value = value + 1 WHERE name = 'probe'")
+
+    for _ in range(50):  # one thread at a time
+        thread = threading.Thread(target=use)
+        thread.start()
+        thread.join()
+        assert db.open_connections == 1  # only this thread's
+    assert _open_files(db_path) <= before + 1
+    for _ in range(5):  # 20 at a time
+        threads = [threading.Thread(target=use) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert db.open_connections == 1
+        assert _open_files(db_path) <= before + 20
+    assert db.read("SELECT value FROM counters WHERE name = 'probe'")[0][0] == 150
+    db.close()
+    assert db.open_connections == 0
+    assert _open_files(db_path) == 0

@@ -92,7 +92,7 @@ def _filters(*items, condition=FilterCondition.AND) -> MetadataFilters:
         (_filters(MetadataFilter(key="doc_id", value="doc2")), {i for i in range(60) if i % 4 == 2}),
         (_filters(MetadataFilter(key="ref_doc_id", value=["doc0", "doc3"], operator=FilterOperator.IN)), {i for i in range(60) if i % 4 in (0, 3)}),
         (_filters(MetadataFilter(key="source", value="/docs/doc1.pdf")), {i for i in range(60) if i % 4 == 1}),
-        (_filters(MetadataFilter(key="file_path", value=["/docs/doc1.pdf"], operator=FilterOperator.IN)), {i for i in range(60) if i % 4 == 1}),
+        (_filters(MetadataFilter(key="source", value=["/docs/doc1.pdf"], operator=FilterOperator.IN)), {i for i in range(60) if i % 4 == 1}),
         (_filters(MetadataFilter(key="char_start", value=500, operator=FilterOperator.GTE)), set(range(50, 60))),
         (
             _filters(MetadataFilter(key="doc_id", value="doc1"), MetadataFilter(key="page", value=1), condition=FilterCondition.OR),
@@ -111,15 +111,16 @@ def test_filters_restrict_search_and_get(store, filters, expected):
 def test_query_doc_ids_and_node_ids(store):
     assert set(store.query(_query(np.ones(DIM), k=100, doc_ids=["doc3"])).ids) == {f"n{i}" for i in range(3, 60, 4)}
     assert set(store.query(_query(np.ones(DIM), k=100, node_ids=["n1", "n2", "missing"])).ids) == {"n1", "n2"}
-    assert len(store.query(_query(np.ones(DIM), k=100, node_ids=[], doc_ids=[])).ids) == 60
+    assert store.query(_query(np.ones(DIM), k=100, doc_ids=[])).ids == []
+    assert len(store.query(_query(np.ones(DIM), k=100, node_ids=[])).ids) == 60  # what VectorStoreIndex passes
     assert store.get_nodes(node_ids=[]) == []
     store.delete_nodes(node_ids=[])
     assert len(store.get_nodes()) == 60
 
 
 def test_unsupported_filter_is_a_clear_error(store):
-    filters = _filters(MetadataFilter(key="tags", value=["a"], operator=FilterOperator.ANY))
-    with pytest.raises(UnsupportedFilterError, match="'any' on 'tags' is not supported"):
+    filters = _filters(MetadataFilter(key="tags", value="a", operator=FilterOperator.ANY))
+    with pytest.raises(UnsupportedFilterError, match="'tags' any needs a list of values"):
         store.query(_query(np.ones(DIM), filters=filters))
 
 
