@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 HASH_FOLDER_LENGTH = 16  # hex digits of the SHA-256 that name an upload's folder (64 bits)
 _PARTIAL_PREFIX = ".upload-"
@@ -61,6 +65,22 @@ def store_upload(source: str | Path, library: Path, name: str | None = None) -> 
         return StoredUpload(target, name, digest, copied=True)
     finally:
         Path(partial).unlink(missing_ok=True)
+
+
+def remove_partial_uploads(library: Path, older_than_s: float = 3600) -> int:
+    """Delete temporary copies left by a copy that was killed midway; return how many."""
+    if not library.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for partial in library.glob(f"{_PARTIAL_PREFIX}*{_PARTIAL_SUFFIX}"):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if partial.stat().st_mtime < cutoff:
+                partial.unlink()
+                removed += 1
+    if removed:
+        log.info("removed %d unfinished upload copies from %s", removed, library)
+    return removed
 
 
 def owns(path: str | Path, library: Path) -> bool:

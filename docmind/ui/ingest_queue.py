@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docmind.cache.documents import document_chunks
-from docmind.cache.library import discard_upload, store_upload
+from docmind.cache.library import discard_upload, remove_partial_uploads, store_upload
 from docmind.config import Settings
 from docmind.storage import Database
 from docmind.ui.imports import import_heavy_libraries
@@ -64,9 +64,11 @@ class IngestQueue:
         self._queue: queue.Queue[list[FileJob]] = queue.Queue()
         self._jobs: list[FileJob] = []
         self._lock = threading.Lock()
+        self._copy_lock = threading.Lock()  # two uploads of one content at once still store it once
         self._next_id = 0
         self._batches = 0
         self._worker: threading.Thread | None = None
+        remove_partial_uploads(library_dir)
 
     def submit(self, uploads: list[str | Path]) -> list[FileJob]:
         """Queue uploaded files (Gradio temp paths) as one batch; return their jobs at once."""
@@ -92,7 +94,8 @@ class IngestQueue:
     def _store(self, job_id: int, upload: Path, batch: int) -> FileJob:
         """The job of one upload, its copy already complete in the library (or failed, saying why)."""
         try:
-            stored = store_upload(upload, self._library_dir)
+            with self._copy_lock:
+                stored = store_upload(upload, self._library_dir)
         except OSError as error:
             log.warning("could not copy %s into the library: %s", upload, error)
             return FileJob(job_id, upload.name, upload, batch, FAILED,

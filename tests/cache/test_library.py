@@ -7,7 +7,9 @@ half-written copy, and removing a document removes its rows and DocMind's own co
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 from docmind.cache import (
@@ -21,6 +23,7 @@ from docmind.cache import (
     remove_document,
     store_upload,
 )
+from docmind.cache.library import remove_partial_uploads
 from docmind.config import Settings
 from docmind.storage import open_database
 from tests.cache.conftest import run_cli
@@ -91,6 +94,18 @@ def test_an_unreadable_upload_leaves_nothing_behind(tmp_path: Path) -> None:
     else:
         raise AssertionError("a missing upload must raise")
     assert list(library.iterdir()) == []
+
+
+def test_copies_left_by_a_killed_upload_are_cleaned_up_later(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    kept = store_upload(_upload(tmp_path / "a", "kept.txt", "a finished upload"), library)
+    old, fresh = library / ".upload-old.part", library / ".upload-fresh.part"
+    old.write_bytes(b"half a file")
+    fresh.write_bytes(b"a copy still being written")
+    hours_ago = time.time() - 7200
+    os.utime(old, (hours_ago, hours_ago))
+    assert remove_partial_uploads(library) == 1
+    assert not old.exists() and fresh.exists() and kept.path.exists()
 
 
 def test_discard_deletes_only_copies_docmind_owns(tmp_path: Path) -> None:
