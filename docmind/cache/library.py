@@ -49,6 +49,8 @@ def store_upload(source: str | Path, library: Path, name: str | None = None) -> 
     """
     source = Path(source)
     name = Path(name or source.name).name
+    if name in ("", ".", ".."):
+        name = "upload"
     library.mkdir(parents=True, exist_ok=True)
     library = library.resolve()
     handle, partial = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, suffix=_PARTIAL_SUFFIX, dir=library)

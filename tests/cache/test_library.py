@@ -85,6 +85,11 @@ def test_a_copy_appears_whole_or_not_at_all(tmp_path: Path) -> None:
     assert [p.name for p in library.iterdir()] == [stored.path.parent.name]  # no temporary file left
 
 
+def test_a_name_that_is_no_file_name_gets_a_plain_one(tmp_path: Path) -> None:
+    stored = store_upload(_upload(tmp_path / "a", "real.txt", "text"), tmp_path / "library", name="..")
+    assert stored.path.name == "upload" and stored.path.parent.parent == (tmp_path / "library").resolve()
+
+
 def test_an_unreadable_upload_leaves_nothing_behind(tmp_path: Path) -> None:
     library = tmp_path / "library"
     try:
