@@ -23,6 +23,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from native_dialog import show_error
 from payload import Payload, PayloadError, read_payload
@@ -32,6 +33,8 @@ COMPLETE_MARKER = ".complete"
 _UNPACKING_PREFIX = ".unpacking-"
 _STALE_UNPACK_S = 3600
 UNPACK_LOCK = ".unpack.lock"
+IN_USE = ".in-use"
+_HELD: dict[Path, BinaryIO] = {}  # this process's in-use lock file per build, open until it exits
 
 
 class UnpackError(Exception):
@@ -67,9 +70,33 @@ class _Slice(io.RawIOBase):
         return len(data)
 
 
+def _lock(file: BinaryIO, wait: bool) -> bool:
+    """Lock ``file`` for this process (released when its last descriptor closes or the process dies).
+
+    With ``wait`` it blocks until the lock is free; without, it returns False when another process holds it."""
+    file.seek(0)
+    if sys.platform == "win32":
+        import msvcrt
+
+        while True:
+            try:
+                msvcrt.locking(file.fileno(), msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)  # LK_LOCK retries ~10 s
+                return True
+            except OSError:
+                if not wait:
+                    return False
+    import fcntl
+
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def unpack_lock(root: Path) -> Iterator[None]:
-    """Held while unpacking, so a second double-click waits for the first unpack instead of repeating it.
+    """Held while unpacking or removing builds, so a second double-click waits instead of repeating the work.
 
     The operating system drops the lock when its process dies, so a killed first start never blocks."""
     try:
@@ -77,37 +104,55 @@ def unpack_lock(root: Path) -> Iterator[None]:
     except OSError as error:
         raise UnpackError(f"cannot write in {root} ({error.strerror}). Set DOCMIND_RUNTIME_DIR to a writable folder.")
     with file:
-        if sys.platform == "win32":
-            import msvcrt
-
-            while True:
-                try:
-                    msvcrt.locking(file.fileno(), msvcrt.LK_LOCK, 1)  # itself retries for ~10 s
-                    break
-                except OSError:
-                    continue
-        else:
-            import fcntl
-
-            fcntl.flock(file, fcntl.LOCK_EX)
+        _lock(file, wait=True)
         yield  # closing the file releases the lock
 
 
+def hold_build(build: Path) -> None:
+    """Mark ``build`` as in use by this process until it exits, so no newer version's start deletes it.
+
+    Each running instance locks its own file in ``<build>/.in-use/``. On POSIX the descriptor survives
+    ``execve``, so the app that replaces this stub keeps holding it; on Windows this stub waits for the app."""
+    if build in _HELD:
+        return
+    folder = build / IN_USE
+    folder.mkdir(exist_ok=True)
+    file = open(folder / str(os.getpid()), "a+b")
+    _lock(file, wait=True)  # our own fresh file: free at once
+    if sys.platform != "win32":
+        os.set_inheritable(file.fileno(), True)
+    _HELD[build] = file
+
+
+def in_use(build: Path) -> bool:
+    """True while another running DocMind holds ``build``; lock files of exited instances are removed on the way."""
+    folder = build / IN_USE
+    if not folder.is_dir():
+        return False
+    for marker in folder.iterdir():
+        if marker.name != str(os.getpid()):  # this process is about to run another build: not a user of this one
+            with open(marker, "a+b") as file:
+                if not _lock(file, wait=False):
+                    return True
+        marker.unlink(missing_ok=True)  # its process has exited
+    return False
+
+
 def ensure_unpacked(executable: Path, payload: Payload, root: Path) -> Path:
-    """The folder holding this build's app, unpacking it first if no complete copy exists."""
+    """The folder holding this build's app, unpacked first if no complete copy exists, held by this process.
+
+    Older builds that no running DocMind holds are removed on the way."""
     target = root / payload.build_id
-    if (target / COMPLETE_MARKER).is_file():
-        return target
     try:
         root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(root).free
     except OSError as error:
         raise UnpackError(f"cannot create {root} ({error.strerror}). Set DOCMIND_RUNTIME_DIR to a writable folder.")
-    with unpack_lock(root):
-        if (target / COMPLETE_MARKER).is_file():  # another start unpacked it while this one waited
-            return target
-        _unpack(executable, payload, root, target, free)
-    _remove_other_builds(root, keep=target)
+    with unpack_lock(root):  # one start at a time checks, unpacks, holds and removes builds
+        if not (target / COMPLETE_MARKER).is_file():
+            _unpack(executable, payload, root, target, free)
+        hold_build(target)
+        _remove_other_builds(root, keep=target)
     return target
 
 
@@ -140,14 +185,15 @@ def _unpack(executable: Path, payload: Payload, root: Path, target: Path, free: 
 
 
 def _remove_other_builds(root: Path, keep: Path) -> None:
-    """Delete older unpacked builds and abandoned half-unpacked folders."""
+    """Delete older unpacked builds that no running DocMind holds, and abandoned half-unpacked folders."""
     for entry in filter(Path.is_dir, root.iterdir()):
         try:
             abandoned = time.time() - entry.stat().st_mtime > _STALE_UNPACK_S
-            if entry != keep and (not entry.name.startswith(_UNPACKING_PREFIX) or abandoned):
-                (entry / COMPLETE_MARKER).unlink(missing_ok=True)  # a half-deleted copy must not look complete
-                shutil.rmtree(entry, ignore_errors=True)
-        except OSError as error:  # in use (Windows) or removed meanwhile: leave it for next time
+            if entry == keep or (entry.name.startswith(_UNPACKING_PREFIX) and not abandoned) or in_use(entry):
+                continue
+            (entry / COMPLETE_MARKER).unlink(missing_ok=True)  # a half-deleted copy must not look complete
+            shutil.rmtree(entry, ignore_errors=True)
+        except OSError as error:  # removed meanwhile, or not ours to delete: leave it for next time
             print(f"DocMind: could not remove {entry}: {error}", file=sys.stderr)
 
 
@@ -164,8 +210,9 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def main() -> int:
-    executable = Path(sys.executable)
+def main(executable: Path | None = None) -> int:
+    """Unpack (once) and run the app of ``executable`` (this single file), passing arguments through."""
+    executable = executable or Path(sys.executable)
     try:
         app_dir = ensure_unpacked(executable, read_payload(executable), runtime_root())
     except (PayloadError, UnpackError) as error:

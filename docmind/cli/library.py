@@ -106,9 +106,9 @@ def cmd_docs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_docs_remove(args: argparse.Namespace) -> int:
-    from docmind.cache import remove_documents
+    from docmind.cache import library_dir, remove_documents
 
-    removed = remove_documents(current_database(), args.path)
+    removed = remove_documents(current_database(), args.path, library_dir(current_settings().data_dir))
     emit({"removed": removed}, args.json, lambda r: "\n".join(f"Removed {source}" for source in r["removed"]))
     return 0
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from docmind.cache.documents import library_stats
+from docmind.cache.library import library_dir
 from docmind.config import Settings, load_settings, save_settings
 from docmind.model.errors import ModelError
 from docmind.model.hardware import detect_hardware
@@ -174,22 +176,22 @@ class AppContext:
     @classmethod
     def create(cls, settings: Settings, upload_dir: Path) -> AppContext:
         """The context of a new app; uploads are kept in ``<data dir>/library`` so citations stay valid."""
-        library_dir = settings.data_dir / "library"
-        library_dir.mkdir(parents=True, exist_ok=True)
+        uploads = library_dir(settings.data_dir)
+        uploads.mkdir(parents=True, exist_ok=True)
         db = open_database(settings.db_path)
         return cls(
             settings=settings,
             db=db,
             model=ModelState(settings),
-            ingest=IngestQueue(settings, db, library_dir),
+            ingest=IngestQueue(settings, db, uploads),
             upload_dir=upload_dir,
-            library_dir=library_dir,
+            library_dir=uploads,
         )
 
     def library_size(self) -> tuple[int, int]:
         """How many documents and chunks the library holds now."""
-        documents, chunks = self.db.read("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM documents")[0]
-        return documents, chunks
+        stats = library_stats(self.db)
+        return stats.documents, stats.chunks
 
     @functools.cached_property
     def device(self) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from docmind.cache.documents import list_documents, remove_document
+from docmind.cache.documents import library_stats, list_documents, remove_document
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 from docmind.ui.ingest_queue import FAILED, FileJob
@@ -132,8 +132,7 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
 
     def refresh(last: str) -> tuple:
         jobs = context.ingest.jobs()
-        signature = repr([(job.id, job.detail) for job in jobs]) + repr(context.db.read(
-            "SELECT COUNT(*), MAX(ingested_at) FROM documents")[0][:])
+        signature = repr([(job.id, job.detail) for job in jobs]) + repr(library_stats(context.db))
         if signature == last:
             return (gr.skip(), gr.skip(), gr.skip(), last, poll_interval(context))
         return (*view(jobs), signature, poll_interval(context))
@@ -155,9 +154,7 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
 
     @shows_errors
     def do_remove(source: str) -> tuple:
-        chunks = remove_document(context.db, source)
-        if Path(source).parent == context.library_dir:
-            Path(source).unlink(missing_ok=True)
+        chunks = remove_document(context.db, source, context.library_dir)
         gr.Info(f"Removed {Path(source).name} ({chunks} chunks).")
         return gr.update(visible=False), *view(context.ingest.jobs())[1:], "", gr.update(interactive=False)
 

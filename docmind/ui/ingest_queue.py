@@ -1,24 +1,27 @@
-"""Background ingestion for the Documents tab: uploads wait in a queue, one worker ingests them file by file.
+"""Background ingestion for the Documents tab: uploads wait in a queue, one worker ingests each upload batch.
 
-Chatting keeps working meanwhile; every tab (and a reloaded page) sees the same per-file status.
+Each batch goes to the ingestor in one call (models loaded once, one transaction per file, one bad
+file never stops the others) while every file keeps its own status. Chatting keeps working
+meanwhile; every tab (and a reloaded page) sees the same per-file status.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from docmind.cache.documents import document_chunks
+from docmind.cache.library import discard_upload, remove_partial_uploads, store_upload
 from docmind.config import Settings
 from docmind.storage import Database
 from docmind.ui.imports import import_heavy_libraries
 
 if TYPE_CHECKING:
-    from docmind.cache import Ingestor
+    from docmind.cache import IngestProgress, IngestReport, Ingestor
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +38,16 @@ class FileJob:
 
     id: int
     name: str
+    """The file name the user uploaded."""
     path: Path
+    """The library's copy, which is what gets ingested."""
     batch: int = 0
     """Files uploaded together share a batch number; later uploads have higher ones."""
     state: str = WAITING
     detail: str = "waiting"
     chunks: int = 0
+    copied: bool = True
+    """False when the same content was already in the library folder (under ``path``)."""
 
     @property
     def finished(self) -> bool:
@@ -48,36 +55,35 @@ class FileJob:
 
 
 class IngestQueue:
-    """Copies uploads into the library folder and ingests them in one background thread."""
+    """Copies uploads into the library folder and ingests them, a batch at a time, in one background thread."""
 
     def __init__(self, settings: Settings, db: Database, library_dir: Path) -> None:
         self._settings = settings
         self._db = db
         self._library_dir = library_dir
-        self._queue: queue.Queue[FileJob] = queue.Queue()
+        self._queue: queue.Queue[list[FileJob]] = queue.Queue()
         self._jobs: list[FileJob] = []
         self._lock = threading.Lock()
+        self._copy_lock = threading.Lock()  # two uploads of one content at once still store it once
         self._next_id = 0
         self._batches = 0
         self._worker: threading.Thread | None = None
+        remove_partial_uploads(library_dir)
 
     def submit(self, uploads: list[str | Path]) -> list[FileJob]:
         """Queue uploaded files (Gradio temp paths) as one batch; return their jobs at once."""
-        taken: set[str] = set()
-        copies = []
-        for upload in map(Path, uploads):
-            target = self._library_path(upload.name, taken)
-            shutil.copyfile(upload, target)
-            copies.append((upload.name, target))
         with self._lock:
             self._batches += 1
-            jobs = [FileJob(self._next_id + n, name, target, self._batches) for n, (name, target) in
-                    enumerate(copies, start=1)]
-            self._next_id += len(jobs)
+            batch = self._batches
+            first_id = self._next_id + 1
+            self._next_id += len(uploads)
+        jobs = [self._store(first_id + n, Path(upload), batch) for n, upload in enumerate(uploads)]
+        with self._lock:
             self._jobs = [*self._jobs, *jobs][-HISTORY:]
-        for job in jobs:
-            self._queue.put(job)
-        self._ensure_worker()
+        waiting = [job for job in jobs if not job.finished]
+        if waiting:
+            self._queue.put(waiting)
+            self._ensure_worker()
         return jobs
 
     def jobs(self) -> list[FileJob]:
@@ -85,15 +91,16 @@ class IngestQueue:
         with self._lock:
             return list(self._jobs)
 
-    def _library_path(self, name: str, taken: set[str]) -> Path:
-        """Where an upload is kept; two files of one upload with the same name do not overwrite each other."""
-        stem, suffix = Path(name).stem, Path(name).suffix
-        candidate, n = name, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{stem} ({n}){suffix}"
-        taken.add(candidate)
-        return self._library_dir / candidate
+    def _store(self, job_id: int, upload: Path, batch: int) -> FileJob:
+        """The job of one upload, its copy already complete in the library (or failed, saying why)."""
+        try:
+            with self._copy_lock:
+                stored = store_upload(upload, self._library_dir)
+        except OSError as error:
+            log.warning("could not copy %s into the library: %s", upload, error)
+            return FileJob(job_id, upload.name, upload, batch, FAILED,
+                           f"failed: could not copy it into the library ({error.strerror or error})", copied=False)
+        return FileJob(job_id, stored.name, stored.path, batch, copied=stored.copied)
 
     def _ensure_worker(self) -> None:
         with self._lock:
@@ -108,46 +115,62 @@ class IngestQueue:
         ingestor = Ingestor(self._settings, self._db)
         while True:
             try:
-                job = self._queue.get(timeout=30)
+                batch = self._queue.get(timeout=30)
             except queue.Empty:
                 with self._lock:
                     if self._queue.empty():
                         self._worker = None
                         return
                 continue
-            self._ingest(ingestor, job)
+            self._ingest(ingestor, batch)
 
-    def _ingest(self, ingestor: Ingestor, job: FileJob) -> None:
-        from docmind.cache import IngestProgress
-
-        job.state, job.detail = WORKING, "reading"
+    def _ingest(self, ingestor: Ingestor, batch: list[FileJob]) -> None:
+        """Ingest one upload batch in one call, updating each file's job as the ingestor reports it."""
+        by_path: dict[str, list[FileJob]] = {}
+        for job in batch:
+            by_path.setdefault(str(job.path), []).append(job)
 
         def progress(event: IngestProgress) -> None:
-            if event.status == "embedding":
-                job.detail = f"embedding: {_chunks(event.chunks)}"
-            elif event.status == "hashing":
-                job.detail = "reading"
+            jobs = by_path.get(event.current_file or "", [])
+            if event.status == "hashing":
+                for job in jobs:
+                    job.state, job.detail = WORKING, "reading"
+            elif event.status == "embedding":
+                for job in batch:
+                    if job.state == WORKING:
+                        job.detail = f"embedding: {_chunks(event.chunks)}"
+            elif event.status in ("new", "changed", "unchanged"):
+                for job in jobs:
+                    self._done(job, event.status)
 
         try:
-            report = ingestor.ingest([job.path], progress)
-        except Exception as error:  # a crash in one file must not stop the queue
-            log.exception("ingesting %s failed", job.path)
-            job.state, job.detail = FAILED, f"failed: {error}"
-            return
-        chunks = self._db.read("SELECT chunks FROM documents WHERE source = ?", (str(job.path),))
-        job.chunks = chunks[0][0] if chunks else 0
-        if report.files_failed:
-            job.state, job.detail = FAILED, f"failed: {report.files_failed[0].error}"
-            job.path.unlink(missing_ok=True)
-        elif report.files_skipped:
-            job.state = FAILED
-            job.detail = f"failed: DocMind cannot read {job.path.suffix or 'extension-less'} files"
-            job.path.unlink(missing_ok=True)
-        elif report.files_unchanged:
-            job.state, job.detail = DONE, f"already in the library ({_chunks(job.chunks)})"
+            report = ingestor.ingest(list(by_path), progress)
+        except Exception as error:  # a crash of the whole call fails this batch, never the queue
+            log.exception("ingesting an upload of %d files failed", len(batch))
+            report = None
+            reason = f"failed: {error}"
+        for job in batch:
+            if not job.finished:
+                self._fail(job, reason if report is None else _failure(report, str(job.path)))
+
+    def _done(self, job: FileJob, status: str) -> None:
+        job.chunks = document_chunks(self._db, job.path)
+        if status == "unchanged" or not job.copied:  # not copied: its content was stored by an earlier upload
+            copy = "" if job.path.name == job.name else f" as {job.path.name}"
+            job.detail = f"already in the library{copy} ({_chunks(job.chunks)})"
         else:
-            verb = "updated" if report.files_changed else "added"
-            job.state, job.detail = DONE, f"{verb}: {_chunks(job.chunks)}"
+            job.detail = f"{'updated' if status == 'changed' else 'added'}: {_chunks(job.chunks)}"
+        job.state = DONE
+
+    def _fail(self, job: FileJob, detail: str) -> None:
+        job.state, job.detail = FAILED, detail
+        if job.copied:  # new content that never became a document: keep no copy of it
+            discard_upload(job.path, self._library_dir)
+
+
+def _failure(report: IngestReport, source: str) -> str:
+    reason = next((failure.error for failure in report.files_failed if failure.path == source), "not ingested")
+    return f"failed: {reason}"
 
 
 def _chunks(count: int) -> str:

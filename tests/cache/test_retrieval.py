@@ -103,13 +103,33 @@ def test_empty_library_and_empty_query_return_nothing(settings: Settings, tmp_pa
     assert Searcher(settings).search("   ", 5) == []
 
 
-def test_reciprocal_rank_fusion_rewards_agreement() -> None:
-    a, b, c = (Citation(f"/{n}", None, n, 0.0) for n in "abc")
-    fused = reciprocal_rank_fusion([[a, b, c], [b, c, a]])
-    assert [x.text for x in fused] == ["b", "a", "c"] or [x.text for x in fused] == ["b", "c", "a"]
-    assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
-    weighted = reciprocal_rank_fusion([[a, b], [c]], weights=[[0.0, 0.0], [1.0]])
-    assert [x.text for x in weighted][0] == "c"
+def _passages(names: str) -> dict[str, Citation]:
+    return {n: Citation(f"/docs/{n}.txt", None, f"passage {n}", 0.0, chunk_id=n) for n in names}
+
+
+def test_reciprocal_rank_fusion_gives_the_hand_worked_order() -> None:
+    """Worked by hand with k = 60:
+    a = 1/61 + 1/62 = 0.032522, c = 1/63 + 1/61 = 0.032266, b = 1/62 = 0.016129,
+    e = 1/63 = 0.015873, d = 1/64 = 0.015625. Agreeing lists beat a lone first place."""
+    p = _passages("abcde")
+    fused = reciprocal_rank_fusion([[p["a"], p["b"], p["c"], p["d"]], [p["c"], p["a"], p["e"]]])
+    assert [c.chunk_id for c in fused] == ["a", "c", "b", "e", "d"]
+    assert [round(c.score, 6) for c in fused] == [0.032522, 0.032266, 0.016129, 0.015873, 0.015625]
+
+
+def test_reciprocal_rank_fusion_counts_a_passage_once_per_list_and_keeps_ties_in_first_seen_order() -> None:
+    """x tops list 1 (1/61 = 0.016393); y is second in both (2/62 = 0.032258); z tops list 2 (0.016393).
+    The repeat of y inside list 1 (same file, same text) earns nothing."""
+    p = _passages("xyz")
+    fused = reciprocal_rank_fusion([[p["x"], p["y"], p["y"]], [p["z"], p["y"]]])
+    assert [(c.chunk_id, round(c.score, 6)) for c in fused] == [("y", 0.032258), ("x", 0.016393), ("z", 0.016393)]
+
+
+def test_weighted_fusion_follows_the_weights() -> None:
+    """List 1 weighted 0.5: a = 0.5/61 = 0.008197, b = 0.5/62 = 0.008065; list 2 weighted 1: c = 1/61 = 0.016393."""
+    p = _passages("abc")
+    fused = reciprocal_rank_fusion([[p["a"], p["b"]], [p["c"]]], weights=[[0.5, 0.5], [1.0]])
+    assert [(c.chunk_id, round(c.score, 6)) for c in fused] == [("c", 0.016393), ("a", 0.008197), ("b", 0.008065)]
 
 
 def test_query_terms_drop_stop_words() -> None:
@@ -120,5 +140,6 @@ def test_decisiveness_and_list_weights() -> None:
     assert decisiveness([10.0]) == 1.0  # a lone hit stands out completely
     assert decisiveness([10.0, 9.0, 9.0, 9.0, 8.0, 7.0]) == pytest.approx(0.2)
     assert decisiveness([]) == 0.0
-    assert list_weights([10.0], [0.6, 0.59, 0.59, 0.58, 0.58]) == pytest.approx((2 / (1 + 0.2 / 6) , 2 - 2 / (1 + 0.2 / 6)))
+    # keyword: a lone hit, decisiveness 1; vector: (0.6 - 0.58) / 0.6 = 1/30; weights 2·1/(31/30) and 2·(1/30)/(31/30)
+    assert list_weights([10.0], [0.6, 0.59, 0.59, 0.58, 0.58]) == pytest.approx((1.935484, 0.064516), abs=1e-6)
     assert list_weights([5.0, 5.0, 5.0, 5.0, 5.0], [0.5, 0.5, 0.5, 0.5, 0.5]) == (1.0, 1.0)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 STUB_DIR = Path(__file__).resolve().parents[2] / "packaging"
 sys.path.insert(0, str(STUB_DIR))
 
-from onefile_stub import COMPLETE_MARKER, UNPACK_LOCK, UnpackError, child_environment, ensure_unpacked  # noqa: E402
+from onefile_stub import COMPLETE_MARKER, IN_USE, UNPACK_LOCK, UnpackError, child_environment, ensure_unpacked  # noqa: E402
 from payload import PYI_COOKIE, PYI_COOKIE_MAGIC, PayloadError, read_payload, splice  # noqa: E402
 
 BOOTLOADER = b"\x7fELF pretend bootloader" * 100
@@ -32,10 +33,10 @@ def _fake_stub(path: Path) -> Path:
     return path
 
 
-def _app_archive(tmp_path: Path, marker: str) -> tuple[Path, int]:
+def _app_archive(tmp_path: Path, marker: str, script: str = "") -> tuple[Path, int]:
     app = tmp_path / f"app-{marker}"
     (app / "_internal" / "lib").mkdir(parents=True)
-    (app / "DocMind").write_text(f"#!/bin/sh\necho {marker}\n")
+    (app / "DocMind").write_text(f"#!/bin/sh\necho {marker}\n{script}")
     (app / "DocMind").chmod(0o755)
     (app / "_internal" / "lib" / "libreal.so.1").write_bytes(os.urandom(4096))
     (app / "_internal" / "libreal.so").symlink_to("lib/libreal.so.1")
@@ -46,8 +47,8 @@ def _app_archive(tmp_path: Path, marker: str) -> tuple[Path, int]:
     return archive, 4096 + 20
 
 
-def _single_file(tmp_path: Path, build_id: str) -> Path:
-    archive, size = _app_archive(tmp_path, build_id)
+def _single_file(tmp_path: Path, build_id: str, script: str = "") -> Path:
+    archive, size = _app_archive(tmp_path, build_id, script)
     output = tmp_path / f"DocMind-{build_id}"
     splice(_fake_stub(tmp_path / "stub"), archive, size, build_id, output)
     return output
@@ -160,3 +161,57 @@ def test_two_first_starts_at_once_unpack_only_once(tmp_path: Path) -> None:
     assert {stdout.strip() for stdout, _ in outputs} == {str(root / "0.1.0-big")}
     assert sum("unpacking into" in stderr for _, stderr in outputs) == 1, outputs
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["0.1.0-big"]
+
+
+def _start(single: Path, root: Path, *args: str, output: Path) -> subprocess.Popen:
+    """Run the stub's ``main`` for ``single`` in a new process, as a double-click would (it execs the app)."""
+    script = (f"import sys; sys.path.insert(0, {str(STUB_DIR)!r}); from pathlib import Path; import onefile_stub; "
+              f"sys.exit(onefile_stub.main(Path({str(single)!r})))")
+    with output.open("w") as log:
+        return subprocess.Popen([sys.executable, "-c", script, *args], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "DOCMIND_RUNTIME_DIR": str(root)})
+
+
+def test_a_newer_version_never_deletes_the_build_a_running_docmind_uses(tmp_path: Path) -> None:
+    """Process A runs the old build; process B starts the new one: the old build survives until A exits."""
+    root = tmp_path / "runtime"
+    stop = tmp_path / "stop-a"
+    old = _single_file(tmp_path, "0.1.0-aaaa", script='while [ ! -e "$1" ]; do sleep 0.05; done\necho a-done\n')
+    new = _single_file(tmp_path, "0.2.0-bbbb")
+    a = _start(old, root, str(stop), output=tmp_path / "a.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "0.1.0-aaaa" not in (tmp_path / "a.log").read_text():  # the old app itself is running now
+            assert a.poll() is None and time.monotonic() < deadline, (tmp_path / "a.log").read_text()
+            time.sleep(0.05)
+        assert [p.name for p in (root / "0.1.0-aaaa" / IN_USE).iterdir()] == [str(a.pid)]
+
+        b = _start(new, root, output=tmp_path / "b.log")
+        assert b.wait(timeout=60) == 0 and "0.2.0-bbbb" in (tmp_path / "b.log").read_text()
+        assert (root / "0.1.0-aaaa" / COMPLETE_MARKER).is_file()  # A's build is untouched
+        assert "0.1.0-aaaa" in (root / "0.1.0-aaaa" / "DocMind").read_text()
+        assert a.poll() is None
+    finally:
+        stop.touch()
+        assert a.wait(timeout=60) == 0
+    assert "a-done" in (tmp_path / "a.log").read_text()
+
+    again = _start(new, root, output=tmp_path / "b2.log")  # a later start, after A has exited
+    assert again.wait(timeout=60) == 0
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["0.2.0-bbbb"]
+
+
+def test_a_build_held_by_a_killed_process_is_freed(tmp_path: Path) -> None:
+    """``kill -9`` leaves a lock file behind, but no lock: the next start removes the old build."""
+    root = tmp_path / "runtime"
+    old = _single_file(tmp_path, "0.1.0-aaaa", script="exec sleep 120\n")
+    a = _start(old, root, output=tmp_path / "a.log")
+    deadline = time.monotonic() + 60
+    while not (root / "0.1.0-aaaa" / IN_USE).is_dir() or "0.1.0-aaaa" not in (tmp_path / "a.log").read_text():
+        assert time.monotonic() < deadline, (tmp_path / "a.log").read_text()
+        time.sleep(0.05)
+    a.kill()
+    a.wait()
+    new = _single_file(tmp_path, "0.2.0-bbbb")
+    ensure_unpacked(new, read_payload(new), root)
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["0.2.0-bbbb"]

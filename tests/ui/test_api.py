@@ -62,7 +62,7 @@ def test_upload_ingests_good_files_and_reports_each_bad_one(client: Client, serv
     assert sorted(row[0] for row in library["data"]) == ["manual.md", "warranty.txt"]
     stored = _db_rows(server, "SELECT source, chunks FROM documents ORDER BY source")
     assert [Path(source).name for source, _ in stored] == ["manual.md", "warranty.txt"]
-    assert all(Path(source).parent == server.data_dir / "library" for source, _ in stored)
+    assert all(Path(source).parent.parent == server.data_dir / "library" for source, _ in stored)  # library/<hash>/
     assert _db_rows(server, "SELECT COUNT(*) FROM chunks")[0][0] == sum(chunks for _, chunks in stored) > 0
 
 
