@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import traceback
 
@@ -255,3 +256,17 @@ async def test_a_session_answering_elsewhere_is_busy_not_corrupted(settings_with
         other_process.release()
     assert ChatLog(service.db).messages(session_id) == [] and llm.calls == []
     assert _done(await run_turn(service, session_id, "How much did revenue grow?")).answer
+
+
+async def test_the_session_lock_map_holds_running_turns_only(settings_with_library):
+    service, _ = scripted_service(settings_with_library, "Thought: done.\nAnswer: Fine.")
+    for _ in range(30):
+        await run_turn(service, None, "Say something")
+    gc.collect()
+    assert len(service._session_locks) == 0  # 30 sessions answered, none left behind
+    running = service.chat(None, "Say something")
+    await anext(running)  # the turn has started and holds its session
+    assert len(service._session_locks) == 1
+    await running.aclose()
+    gc.collect()
+    assert len(service._session_locks) == 0
