@@ -312,7 +312,8 @@ class ChatService:
         turn = _Turn(session_id, question, recorder, TurnPassages())
         yield TurnStarted(session_id, title, question)
 
-        search = DocumentSearch(self.searcher, turn.passages, question)
+        searcher = await asyncio.to_thread(lambda: self.searcher)  # opening it reads the embedding model's files
+        search = DocumentSearch(searcher, turn.passages, question)
         if model is None:
             turn.mode = MODE_SEARCH
             steps = self._search_only(turn, search, problem)
