@@ -42,9 +42,7 @@ def _fast_model_handle(settings: Settings) -> ModelHandle:
     """The shared engine with thinking switched off (models that always think ignore the switch)."""
     from docmind.agent.chat import load_model_handle
 
-    handle = load_model_handle(settings)
-    handle.llm.enable_thinking = False
-    return handle
+    return load_model_handle(settings, enable_thinking=False)
 
 
 @dataclass

@@ -139,9 +139,10 @@ def test_the_page_answers_while_another_process_holds_the_write_lock(server: Ser
                 seconds, opened = page.call(open_chat, [old["session"]])
                 timings["open old chat"].append(seconds)
                 assert opened["success"] and "What is in my documents?" in json.dumps(opened["output"]["data"])
-                assert locker.poll() is None, "the lock ended before the measurements did"
+                if locker.poll() is not None:
+                    break  # a call took the rest of the lock: the assertions below report it
                 time.sleep(0.5)
-        assert not new_chat.done() and not continued.done()  # both wait for the lock: their question is not stored
+        waited = not new_chat.done() and not continued.done()  # both turns wait for the lock
         assert locker.stdout.readline().strip() == "released"
         released_at = time.monotonic()
         results = [new_chat.result(timeout=300), continued.result(timeout=300)]
@@ -153,9 +154,10 @@ def test_the_page_answers_while_another_process_holds_the_write_lock(server: Ser
                       "worst_seconds": worst, "loop_lag_worst_seconds": round(lag.worst, 3),
                       "loop_lag_samples": lag.samples,
                       "chats_finished_after_release_seconds": round(time.monotonic() - released_at, 2)}))
-    assert all(len(values) >= 5 for values in timings.values())
     assert all(seconds < MAX_SECONDS for seconds in worst.values()), worst
     assert lag.worst < MAX_SECONDS and lag.samples > 50
+    assert all(len(values) >= 5 for values in timings.values())
+    assert waited
     for result, question in zip(results, ["Asked while the database is locked", "Continued while the database is locked"]):
         assert result["done"] and not result["error"], result
         with_messages = {s["id"]: s["messages"] for s in client.predict(api_name="/sessions")}
