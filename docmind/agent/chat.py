@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 MAX_ITERATIONS = 4
 """At most this many ReAct LLM calls per turn; then the turn falls back to one direct answer."""
+REACT_GAVE_UP = "Max iterations of"
+"""How LlamaIndex's ``WorkflowRuntimeError`` starts when the ReAct loop ran out of iterations."""
 RESERVED_TOKENS = 3072
 """Context kept free of history: system prompt, tool descriptions, scratchpad and the answer."""
 MAX_QUESTION_CHARS = 20000
@@ -142,6 +144,11 @@ class _DocMindReActAgent(ReActAgent):
         response = await super()._get_response(current_llm_input)
         _strip_thinking(response)
         return response
+
+
+def _is_malformed_react(error: WorkflowRuntimeError) -> bool:
+    """ReActAgent retries output it cannot parse until ``max_iterations``, then fails with this error."""
+    return str(error).startswith(REACT_GAVE_UP)
 
 
 def _strip_thinking(response: ChatResponse) -> None:
@@ -383,7 +390,9 @@ class ChatService:
         try:
             async for event in self._agent(turn, search, model, history):
                 yield event
-        except WorkflowRuntimeError as error:  # the small model's ReAct never parsed (max_iterations): fall back
+        except WorkflowRuntimeError as error:
+            if not _is_malformed_react(error):
+                raise
             failure = error
         if failure is None and turn.answer.strip():
             if turn.passages.searched and not turn.passages.passages and has_documents:
