@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -209,24 +209,26 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             regenerate = gr.Button("Regenerate", scale=1, elem_id="docmind-regenerate")
         pending = gr.State("")
 
-    async def stream(text: str, sid: str, style: str, earlier: list, page: str, regenerate: bool = False):
-        """Stream one turn into the chat below ``earlier``.
+    async def stream(text: str, sid: str, style: str, earlier: Callable[[TurnView], list], page: str,
+                     regenerate: bool = False):
+        """Stream one turn into the chat below the messages ``earlier(view)`` returns.
 
         Stop cancels this; the turn then ends (and is stored as interrupted) before ``after_stop`` redraws.
         """
         page_turn = chatter.track(page, sid)
         try:
             view = TurnView(question=text, session_id=sid)
-            yield earlier + view.messages(), sid, gr.skip(), gr.update(visible=False), gr.update(visible=True)
+            yield earlier(view) + view.messages(), sid, gr.skip(), gr.update(visible=False), gr.update(visible=True)
             turn = chatter.turn(context, text, sid, think=style == THINK, regenerate=regenerate)
             async with contextlib.aclosing(turn) as views:
                 async for view in views:
                     page_turn.session_id = view.session_id or sid
-                    yield earlier + view.messages(), page_turn.session_id, gr.skip(), gr.skip(), gr.skip()
+                    yield earlier(view) + view.messages(), page_turn.session_id, gr.skip(), gr.skip(), gr.skip()
         finally:
             chatter.end(page, page_turn)
         picked = gr.update(choices=await asyncio.to_thread(choices), value=view.session_id or None)
-        yield earlier + view.messages(), view.session_id or sid, picked, gr.update(visible=True), gr.update(visible=False)
+        yield (earlier(view) + view.messages(), view.session_id or sid, picked, gr.update(visible=True),
+               gr.update(visible=False))
 
     async def respond(text: str, sid: str, style: str, history: list, request: gr.Request):
         """Stream the answer to ``text`` into the chat; the question box was already cleared."""
@@ -234,7 +236,8 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         if not text:
             yield history, sid, gr.skip(), gr.update(visible=True), gr.update(visible=False)
             return
-        async for update in stream(text, sid, style, list(history or []), request.session_hash or ""):
+        history = list(history or [])
+        async for update in stream(text, sid, style, lambda view: history, request.session_hash or ""):
             yield update
 
     def take_question(text: str) -> tuple[str, str]:
@@ -259,8 +262,11 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             raise gr.Error("There is no question to answer again yet: ask one first.")
         history = list(history or [])
         last_question = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=len(history))
-        async for update in stream("", sid, style, history[:last_question], request.session_hash or "",
-                                   regenerate=True):
+
+        def earlier(view: TurnView) -> list:  # the last turn leaves the chat once the core has dropped it
+            return history[:last_question] if view.question else history
+
+        async for update in stream("", sid, style, earlier, request.session_hash or "", regenerate=True):
             yield update
 
     regen = regenerate.click(answer_again, [session_id, mode, chatbot], outputs, api_visibility="private")
