@@ -39,8 +39,8 @@ class Page:
     """Calls the app's events by their index in ``/config``, as the browser does."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        config = httpx.get(url + "config", timeout=30).json()
+        self.http = httpx.Client(base_url=url, timeout=60)  # one connection pool, as a browser keeps
+        config = self.http.get("config").json()
         self.components = {c["id"]: c for c in config["components"]}
         self.dependencies = config["dependencies"]
 
@@ -61,19 +61,18 @@ class Page:
         """Run one event through the queue; return (seconds until its result, the result message)."""
         session = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        with httpx.Client(base_url=self.url, timeout=60) as http:
-            joined = http.post("gradio_api/queue/join", json={
-                "data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None,
-            })
-            joined.raise_for_status()
-            event_id = joined.json()["event_id"]
-            with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
-                for line in stream.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    message = json.loads(line[5:])
-                    if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
-                        return time.perf_counter() - started, message
+        joined = self.http.post("gradio_api/queue/join", json={
+            "data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None,
+        })
+        joined.raise_for_status()
+        event_id = joined.json()["event_id"]
+        with self.http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
+                    return time.perf_counter() - started, message
         raise AssertionError(f"event {fn_index} never completed")
 
 
