@@ -37,7 +37,8 @@ def _written_for_users() -> tuple[type[BaseException], ...]:
     from docmind.storage import StorageError
 
     return (EmptyQuestionError, QuestionTooLongError, InvalidExportError, UnknownSessionError, SessionBusyError,
-            NothingToRegenerateError, DocumentNotFoundError, EmbeddingModelError, UnreadableFileError, ModelError, StorageError)
+            NothingToRegenerateError, DocumentNotFoundError, EmbeddingModelError, UnreadableFileError, ModelError,
+            StorageError)
 
 
 def shows_errors(fn: F) -> F:
