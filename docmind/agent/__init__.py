@@ -9,6 +9,7 @@ _LAZY = {
     "Sessions": "docmind.agent.sessions",
     "UnknownSessionError": "docmind.agent.sessions",
     "InvalidExportError": "docmind.agent.sessions",
+    "NothingToRegenerateError": "docmind.agent.sessions",
     "title_from_question": "docmind.agent.sessions",
     "ChatService": "docmind.agent.chat",
     "ModelHandle": "docmind.agent.chat",

@@ -4,7 +4,9 @@ Each turn runs one ``ReActAgent`` with ``search_documents`` and ``list_documents
 copy of the session's memory, so its scratchpad never reaches the session: only the question and
 the final answer (with its thinking and citations) are stored. When the small model's output is
 not valid ReAct, the turn falls back to one direct answer from the retrieved passages; without a
-model at all, the answer is the best passages, labelled as a search result.
+model at all, the answer is the best passages, labelled as a search result. Any other failure
+(the engine stopped, a prompt too long, a bug in a tool) is logged with its traceback and ends the
+turn with a ``TurnFailed`` event; the question stays stored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 from llama_index.core.agent.workflow import AgentInput, AgentOutput, AgentStream, ReActAgent, ToolCall, ToolCallResult
 from llama_index.core.llms import LLM, ChatMessage, ChatResponse
 from llama_index.core.storage.chat_store import SimpleChatStore
+from llama_index.core.workflow.errors import WorkflowRuntimeError
 
 from docmind.agent.citations import Passage, TurnPassages, format_passages, search_result_answer
 from docmind.agent.events import (
@@ -34,6 +38,7 @@ from docmind.agent.events import (
     Notice,
     ThinkingToken,
     ToolCalled,
+    TurnFailed,
     TurnStarted,
 )
 from docmind.agent.memory import MESSAGE_OVERHEAD_TOKENS, SESSION_TOKEN_LIMIT, SessionMemory
@@ -52,6 +57,8 @@ log = logging.getLogger(__name__)
 
 MAX_ITERATIONS = 4
 """At most this many ReAct LLM calls per turn; then the turn falls back to one direct answer."""
+REACT_GAVE_UP = "Max iterations of"
+"""How LlamaIndex's ``WorkflowRuntimeError`` starts when the ReAct loop ran out of iterations."""
 RESERVED_TOKENS = 3072
 """Context kept free of history: system prompt, tool descriptions, scratchpad and the answer."""
 MAX_QUESTION_CHARS = 20000
@@ -76,6 +83,14 @@ NOTICE_NO_MODEL = (
 NOTICE_SEARCH_ONLY = "Until a model is ready, answers are search results: the most relevant passages."
 NOTICE_NO_DOCUMENTS = "No documents are loaded yet, so this answer comes from the model alone."
 NOTICE_NOTHING_FOUND = "I found nothing relevant to this in your documents, so this answer does not come from them."
+
+
+def failure_message(error: Exception) -> str:
+    """What the user reads when a turn fails for a reason other than the model's malformed ReAct."""
+    if isinstance(error, ModelError):
+        return f"The model could not answer: {error}"
+    return (f"The answer failed ({type(error).__name__}: {error}). Your question is saved; try again, "
+            "and see the log if it keeps happening.")
 
 
 class EmptyQuestionError(ValueError):
@@ -129,6 +144,11 @@ class _DocMindReActAgent(ReActAgent):
         response = await super()._get_response(current_llm_input)
         _strip_thinking(response)
         return response
+
+
+def _is_malformed_react(error: WorkflowRuntimeError) -> bool:
+    """ReActAgent retries output it cannot parse until ``max_iterations``, then fails with this error."""
+    return str(error).startswith(REACT_GAVE_UP)
 
 
 def _strip_thinking(response: ChatResponse) -> None:
@@ -189,7 +209,8 @@ class ChatService:
         self._searcher = searcher
         self.max_iterations = max_iterations
         self.token_limit = token_limit
-        self._session_locks: dict[str, asyncio.Lock] = {}
+        self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        """Each session's in-process lock, kept only while a turn holds or awaits it."""
 
     # --- model and search ----------------------------------------------------------------------
 
@@ -221,27 +242,50 @@ class ChatService:
         """Answer ``text`` in session ``session_id`` (a new session when None), streaming events.
 
         Raises ``EmptyQuestionError``, ``QuestionTooLongError``, ``UnknownSessionError`` or
-        ``SessionBusyError`` before anything is stored.
+        ``SessionBusyError`` before anything is stored. Every database call and tokenization runs in
+        a worker thread, so a database locked by another process never stalls the event loop.
         """
         question = (text or "").strip()
         if not question:
             raise EmptyQuestionError("The question is empty: type a question first.")
         if session_id is not None:
-            self.sessions.get(session_id)
+            await asyncio.to_thread(self.sessions.get, session_id)
         model, model_problem = await self.model()
-        question_tokens = self._check_length(question, model)
+        question_tokens = await asyncio.to_thread(self._check_length, question, model)
         if session_id is None:
-            session_id = self.sessions.create().id
+            session_id = (await asyncio.to_thread(self.sessions.create)).id
+        async with self._session_turn(session_id):
+            turn = self._turn(session_id, question, question_tokens, model, model_problem)
+            async with contextlib.aclosing(turn) as events:  # a closed stream records the turn at once
+                async for event in events:
+                    yield event
 
+    async def regenerate(self, session_id: str) -> AsyncIterator[ChatEvent]:
+        """Drop the session's last question and its answer, then answer that question again.
+
+        The drop and the new turn happen under one hold of the session lock, so no other turn of
+        the session can slip in between. Raises ``NothingToRegenerateError`` when the session has
+        no question yet, and ``UnknownSessionError`` or ``SessionBusyError`` like ``chat``.
+        """
+        await asyncio.to_thread(self.sessions.get, session_id)
+        model, model_problem = await self.model()
+        async with self._session_turn(session_id):
+            question = await asyncio.to_thread(self.sessions.drop_last_turn, session_id)
+            question_tokens = await asyncio.to_thread(self._check_length, question, model)
+            turn = self._turn(session_id, question, question_tokens, model, model_problem)
+            async with contextlib.aclosing(turn) as events:  # a closed stream records the turn at once
+                async for event in events:
+                    yield event
+
+    @contextlib.asynccontextmanager
+    async def _session_turn(self, session_id: str) -> AsyncIterator[None]:
+        """Hold the session for one turn: first in this process (queued), then across processes (or busy)."""
         memory_lock = self._session_locks.setdefault(session_id, asyncio.Lock())
         async with memory_lock:
-            lock = SessionLock(self.sessions.log, session_id)
+            lock = await asyncio.to_thread(SessionLock, self.sessions.log, session_id)
             await lock.acquire()
             try:
-                turn = self._turn(session_id, question, question_tokens, model, model_problem)
-                async with contextlib.aclosing(turn) as events:  # a closed stream records the turn at once
-                    async for event in events:
-                        yield event
+                yield
             finally:
                 lock.release()
 
@@ -271,11 +315,12 @@ class ChatService:
             history = await asyncio.to_thread(memory.get, None, (question_tokens or 0) + MESSAGE_OVERHEAD_TOKENS)
         recorder = TurnRecorder(self.sessions.log, session_id)
         await recorder.start(question, question_tokens)
-        self.sessions.title_from_first_question(session_id, question)
+        title = await asyncio.to_thread(self._title, session_id, question)
         turn = _Turn(session_id, question, recorder, TurnPassages())
-        yield TurnStarted(session_id, self.sessions.get(session_id).title)
+        yield TurnStarted(session_id, title, question)
 
-        search = DocumentSearch(self.searcher, turn.passages, question)
+        searcher = await asyncio.to_thread(lambda: self.searcher)  # opening it reads the embedding model's files
+        search = DocumentSearch(searcher, turn.passages, question)
         if model is None:
             turn.mode = MODE_SEARCH
             steps = self._search_only(turn, search, problem)
@@ -288,11 +333,17 @@ class ChatService:
             answer = turn.passages.strip_unknown(turn.answer.strip())
             answer = "\n\n".join([*(f"_{n}_" for n in turn.notices), answer]).strip()
             cited = turn.passages.cited(answer)
-            tokens = model.count_tokens(answer) if model is not None else None
+            tokens = await asyncio.to_thread(model.count_tokens, answer) if model is not None else None
             extra = {"citations": [p.to_json() for p in cited], "mode": turn.mode}
             await recorder.finish(answer, turn.thinking.strip(), tokens, extra)
+        except Exception as error:  # not the small model's malformed ReAct (that fell back): a real failure
+            log.exception("answering in session %s failed", session_id)
+            message = failure_message(error)
+            await recorder.interrupt(turn.answer, turn.thinking, {"error": message, "mode": turn.mode})
+            yield TurnFailed(session_id, message)
+            return
         except BaseException:
-            recorder.interrupt(turn.answer, turn.thinking)
+            await recorder.interrupt(turn.answer, turn.thinking)
             raise
         if cited:
             yield Citations(cited)
@@ -307,12 +358,16 @@ class ChatService:
             mode=turn.mode,
         )
 
+    def _title(self, session_id: str, question: str) -> str:
+        self.sessions.title_from_first_question(session_id, question)
+        return self.sessions.get(session_id).title
+
     # --- the three ways to answer ----------------------------------------------------------------
 
     async def _search_only(self, turn: _Turn, search: DocumentSearch, problem: str) -> AsyncIterator[ChatEvent]:
         """No model: the best passages, labelled as a search result."""
         yield Notice("no-model", f"{problem} {NOTICE_SEARCH_ONLY}" if problem else NOTICE_NO_MODEL)
-        if not search.has_documents():
+        if not await asyncio.to_thread(search.has_documents):
             text = "No documents are loaded either: add some with `docmind ingest PATH` or the Documents tab."
         else:
             passages = await search.asearch(turn.question)
@@ -331,11 +386,13 @@ class ChatService:
         if not has_documents:
             turn.notices.append(NOTICE_NO_DOCUMENTS)
             yield Notice("no-documents", NOTICE_NO_DOCUMENTS)
-        failure: BaseException | None = None
+        failure: WorkflowRuntimeError | None = None
         try:
             async for event in self._agent(turn, search, model, history):
                 yield event
-        except Exception as error:  # noqa: BLE001 - any agent failure falls back; nothing crashes the turn
+        except WorkflowRuntimeError as error:
+            if not _is_malformed_react(error):
+                raise
             failure = error
         if failure is None and turn.answer.strip():
             if turn.passages.searched and not turn.passages.passages and has_documents:
@@ -378,11 +435,15 @@ class ChatService:
                     for kind, text in splitter.finish() if splitter else []:
                         yield turn.event(kind, text)
                     splitter = None
-                elif isinstance(ev, ToolCall) and not isinstance(ev, ToolCallResult):
+                elif isinstance(ev, ToolCallResult):
+                    if ev.tool_output.exception is not None:  # LlamaIndex would feed a tool's bug back as text
+                        raise ev.tool_output.exception
+                elif isinstance(ev, ToolCall):
                     yield ToolCalled(ev.tool_name, dict(ev.tool_kwargs))
             result = await handler
         except BaseException:
-            await handler.cancel_run()
+            with contextlib.suppress(Exception):  # a failed run re-raises its error here; the first one counts
+                await handler.cancel_run()
             raise
         final = result.response.content if isinstance(result, AgentOutput) else ""
         if final and final.strip():
@@ -410,17 +471,14 @@ class ChatService:
             messages = [ChatMessage(role="system", content=NO_PASSAGES_PROMPT), *history,
                         ChatMessage(role="user", content=turn.question)]
         yield Notice("fallback", "The model did not follow the agent format; it answered directly instead.")
-        try:
-            splitter = StepSplitter()
-            stream = await model.llm.astream_chat(messages)
-            async for chunk in stream:
-                for kind, text in splitter.feed(chunk.delta or ""):
-                    yield turn.event(kind, text)
-                turn.count_usage(chunk.raw)
-            for kind, text in splitter.finish():
+        splitter = StepSplitter()
+        stream = await model.llm.astream_chat(messages)
+        async for chunk in stream:
+            for kind, text in splitter.feed(chunk.delta or ""):
                 yield turn.event(kind, text)
-        except Exception as error:  # noqa: BLE001 - the passages are still an honest answer
-            log.warning("direct answer failed too: %s", error)
+            turn.count_usage(chunk.raw)
+        for kind, text in splitter.finish():
+            yield turn.event(kind, text)
         if turn.answer.strip():
             return
         if turn.answer:

@@ -1,8 +1,9 @@
 """What ``chat()`` streams to the UI and the CLI, in order.
 
 ``TurnStarted`` first, then any of ``Notice``, ``ThinkingToken``, ``AnswerToken``, ``AnswerReset``,
-``ToolCalled`` and ``Citations``, and ``Done`` last. ``Done.answer`` is authoritative: it is the
-streamed answer after invented citation numbers were removed.
+``ToolCalled`` and ``Citations``, and ``Done`` last, or ``TurnFailed`` when the turn could not be
+answered. ``Done.answer`` is authoritative: it is the streamed answer after invented citation
+numbers were removed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class TurnStarted:
 
     session_id: str
     title: str
+    question: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,14 @@ class Citations:
 
 
 @dataclass(frozen=True)
+class TurnFailed:
+    """The turn ended in an error (not the model's malformed ReAct); the question stays stored."""
+
+    session_id: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Done:
     session_id: str
     answer: str
@@ -90,4 +100,6 @@ class Done:
         }
 
 
-ChatEvent = Union[TurnStarted, Notice, ThinkingToken, AnswerToken, AnswerReset, ToolCalled, Citations, Done]
+ChatEvent = Union[
+    TurnStarted, Notice, ThinkingToken, AnswerToken, AnswerReset, ToolCalled, Citations, Done, TurnFailed
+]

@@ -8,6 +8,7 @@ Stock ``ChatMemoryBuffer.get`` re-tokenizes the remaining history every time it 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from llama_index.core.llms import ChatMessage, MessageRole
@@ -105,7 +106,7 @@ class SessionMemory(ChatMemoryBuffer):
         super().put(message)
 
     async def aput(self, message: ChatMessage) -> None:
-        message_tokens(message, self.count)
+        await asyncio.to_thread(message_tokens, message, self.count)  # tokenizing stays off the event loop
         await super().aput(message)
 
     def set(self, messages: list[ChatMessage]) -> None:
@@ -114,8 +115,7 @@ class SessionMemory(ChatMemoryBuffer):
         super().set(messages)
 
     async def aset(self, messages: list[ChatMessage]) -> None:
-        for message in messages:
-            message_tokens(message, self.count)
+        await asyncio.to_thread(lambda: [message_tokens(message, self.count) for message in messages])
         await super().aset(messages)
 
 

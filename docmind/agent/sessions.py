@@ -34,6 +34,10 @@ class UnknownSessionError(LookupError):
         self.session_id = session_id
 
 
+class NothingToRegenerateError(LookupError):
+    """The session has no question to answer again."""
+
+
 class InvalidExportError(ValueError):
     """A file given to import is not a DocMind JSON session export."""
 
@@ -89,6 +93,19 @@ class Sessions:
     def title_from_first_question(self, session_id: str, question: str) -> None:
         """Give an untitled session the title of its first question."""
         self.log.set_title_if_empty(session_id, title_from_question(question))
+
+    def drop_last_turn(self, session_id: str) -> str:
+        """Delete the session's last question and everything after it; return that question.
+
+        Call it with the session lock held (``ChatService.regenerate`` does).
+        """
+        stored = self.messages(session_id)
+        last_question = max((i for i, m in enumerate(stored) if m.role == "user"), default=None)
+        if last_question is None:
+            raise NothingToRegenerateError("There is no question to answer again yet: ask one first.")
+        for _ in range(len(stored) - last_question):
+            self.log.delete_at(session_id, -1)
+        return stored[last_question].content
 
     def messages(self, session_id: str) -> list[StoredMessage]:
         """A session's messages, oldest first; an answer cut off by a crash reads as ``interrupted``."""

@@ -100,7 +100,7 @@ class DocumentSearch:
         return query.strip()
 
     async def tool_call(self, **kwargs: Any) -> str:
-        if not self.has_documents():
+        if not await asyncio.to_thread(self.has_documents):
             return NO_DOCUMENTS
         passages = await self.asearch(self.query_from(kwargs))
         if not passages:

@@ -103,15 +103,17 @@ class TurnRecorder:
         self._flushed: tuple[str, str] = ("", "")
 
     async def start(self, question: str, question_tokens: int | None) -> None:
-        """Commit the question and an empty ``streaming`` answer in one transaction."""
-        self.log.mark_streaming_interrupted(self.session_id)
-        ids = await asyncio.to_thread(
-            self.log.append,
-            self.session_id,
-            StoredMessage(role="user", content=question, tokens=question_tokens),
-            StoredMessage(role="assistant", content="", status=STATUS_STREAMING),
-        )
-        self.answer_id = ids[1]
+        """Commit the question and an empty ``streaming`` answer in one transaction (in a worker thread)."""
+
+        def write() -> list[int]:
+            self.log.mark_streaming_interrupted(self.session_id)
+            return self.log.append(
+                self.session_id,
+                StoredMessage(role="user", content=question, tokens=question_tokens),
+                StoredMessage(role="assistant", content="", status=STATUS_STREAMING),
+            )
+
+        self.answer_id = (await asyncio.to_thread(write))[1]
 
     async def progress(self, answer: str, thinking: str) -> None:
         """Write the partial answer: its first words at once, then at most every ``FLUSH_SECONDS``."""
@@ -127,7 +129,15 @@ class TurnRecorder:
             content=answer, thinking=thinking, tokens=tokens, status=STATUS_COMPLETE, extra=extra,
         )
 
-    def interrupt(self, answer: str, thinking: str) -> None:
-        """Keep what was streamed, marked ``interrupted`` (sync: it runs while a task is being cancelled)."""
-        if self.answer_id is not None:
-            self.log.update(self.answer_id, content=answer, thinking=thinking, status=STATUS_INTERRUPTED)
+    async def interrupt(self, answer: str, thinking: str, extra: dict[str, Any] | None = None) -> None:
+        """Keep what was streamed, marked ``interrupted``.
+
+        The write runs in a worker thread and is shielded: it completes even when the task that
+        awaits it (a stopped turn) is cancelled again meanwhile.
+        """
+        if self.answer_id is None:
+            return
+        fields: dict[str, Any] = {"content": answer, "thinking": thinking, "status": STATUS_INTERRUPTED}
+        if extra is not None:
+            fields["extra"] = extra
+        await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self.log.update, self.answer_id, **fields)))

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,9 +42,7 @@ def _fast_model_handle(settings: Settings) -> ModelHandle:
     """The shared engine with thinking switched off (models that always think ignore the switch)."""
     from docmind.agent.chat import load_model_handle
 
-    handle = load_model_handle(settings)
-    handle.llm.enable_thinking = False
-    return handle
+    return load_model_handle(settings, enable_thinking=False)
 
 
 @dataclass
@@ -71,6 +69,15 @@ class Chatter:
         """Remember that ``page`` (a browser tab's session hash) starts a turn in ``session_id``."""
         turn = self._page_turns[page] = PageTurn(session_id)
         return turn
+
+    def end(self, page: str, turn: PageTurn, keep_seconds: float = 2 * STOP_WAIT_SECONDS) -> None:
+        """Mark ``page``'s ``turn`` over; forget it ``keep_seconds`` later (a Stop reads its session id before)."""
+        turn.ended.set()
+        asyncio.get_running_loop().call_later(keep_seconds, self._forget, page, turn)
+
+    def _forget(self, page: str, turn: PageTurn) -> None:
+        if self._page_turns.get(page) is turn:
+            del self._page_turns[page]
 
     async def settled(self, page: str, timeout: float = STOP_WAIT_SECONDS) -> str:
         """Wait until ``page``'s latest turn is over and stored; return its session id ("" if it had none)."""
@@ -106,20 +113,27 @@ class Chatter:
             self._settings = settings
             self._services = None
 
-    async def turn(self, context: AppContext, question: str, session_id: str, think: bool) -> AsyncIterator[TurnView]:
-        """Stream one turn as a growing ``TurnView``; errors end up in ``view.error``, never raised."""
+    async def turn(
+        self, context: AppContext, question: str, session_id: str, think: bool, *, regenerate: bool = False
+    ) -> AsyncIterator[TurnView]:
+        """Stream one turn as a growing ``TurnView``; errors end up in ``view.error``, never raised.
+
+        With ``regenerate``, the session's last question is dropped and asked again (``question`` is
+        only shown until the turn starts).
+        """
         view = TurnView(question=question, session_id=session_id)
         if context.model.status.phase is ModelPhase.LOADING:
             view.notices.append(LOADING_NOTICE)
         last, shown_text = time.monotonic(), False  # nothing worth a page update before the first text
         try:
             service = await asyncio.to_thread(self.service, think)
-            async with contextlib.aclosing(service.chat(session_id or None, question)) as events:
+            stream = service.regenerate(session_id) if regenerate else service.chat(session_id or None, question)
+            async with contextlib.aclosing(stream) as events:
                 async for event in events:
                     view.apply(event)
                     now = time.monotonic()
                     first_text = not shown_text and bool(view.answer or view.thinking)
-                    if first_text or view.done or now - last >= STREAM_INTERVAL:
+                    if first_text or view.done or view.error or now - last >= STREAM_INTERVAL:
                         last, shown_text = now, shown_text or first_text
                         yield view
         except Exception as error:  # shown in the chat, never as a stack trace
@@ -195,28 +209,36 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             regenerate = gr.Button("Regenerate", scale=1, elem_id="docmind-regenerate")
         pending = gr.State("")
 
-    async def respond(text: str, sid: str, style: str, history: list, request: gr.Request):
-        """Stream the answer to ``text`` into the chat; the question box was already cleared.
+    async def stream(text: str, sid: str, style: str, earlier: Callable[[TurnView], list], page: str,
+                     regenerate: bool = False):
+        """Stream one turn into the chat below the messages ``earlier(view)`` returns.
 
         Stop cancels this; the turn then ends (and is stored as interrupted) before ``after_stop`` redraws.
         """
+        page_turn = chatter.track(page, sid)
+        try:
+            view = TurnView(question=text, session_id=sid)
+            yield earlier(view) + view.messages(), sid, gr.skip(), gr.update(visible=False), gr.update(visible=True)
+            turn = chatter.turn(context, text, sid, think=style == THINK, regenerate=regenerate)
+            async with contextlib.aclosing(turn) as views:
+                async for view in views:
+                    page_turn.session_id = view.session_id or sid
+                    yield earlier(view) + view.messages(), page_turn.session_id, gr.skip(), gr.skip(), gr.skip()
+        finally:
+            chatter.end(page, page_turn)
+        picked = gr.update(choices=await asyncio.to_thread(choices), value=view.session_id or None)
+        yield (earlier(view) + view.messages(), view.session_id or sid, picked, gr.update(visible=True),
+               gr.update(visible=False))
+
+    async def respond(text: str, sid: str, style: str, history: list, request: gr.Request):
+        """Stream the answer to ``text`` into the chat; the question box was already cleared."""
         text = (text or "").strip()
         if not text:
             yield history, sid, gr.skip(), gr.update(visible=True), gr.update(visible=False)
             return
-        page_turn = chatter.track(request.session_hash or "", sid)
-        try:
-            earlier = list(history or [])
-            view = TurnView(question=text, session_id=sid)
-            yield earlier + view.messages(), sid, gr.skip(), gr.update(visible=False), gr.update(visible=True)
-            async with contextlib.aclosing(chatter.turn(context, text, sid, think=style == THINK)) as turn:
-                async for view in turn:
-                    page_turn.session_id = view.session_id or sid
-                    yield earlier + view.messages(), page_turn.session_id, gr.skip(), gr.skip(), gr.skip()
-        finally:
-            page_turn.ended.set()
-        picked = gr.update(choices=choices(), value=view.session_id or None)
-        yield earlier + view.messages(), view.session_id or sid, picked, gr.update(visible=True), gr.update(visible=False)
+        history = list(history or [])
+        async for update in stream(text, sid, style, lambda view: history, request.session_hash or ""):
+            yield update
 
     def take_question(text: str) -> tuple[str, str]:
         return "", text
@@ -234,26 +256,31 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             return [], ""
         return history_from_stored(sessions.messages(sid)), sid
 
-    def start_over(sid: str, history: list) -> tuple:
-        """Drop the session's last question and answer; hand the question back to be asked again."""
-        stored = sessions.messages(sid) if sid else []
-        last_user = max((i for i, m in enumerate(stored) if m.role == "user"), default=None)
-        if last_user is None:
-            raise gr.Error("There is no question to answer again yet.")
-        for _ in range(len(stored) - last_user):
-            sessions.log.delete_at(sid, -1)
-        return history_from_stored(sessions.messages(sid)), stored[last_user].content
+    async def answer_again(sid: str, style: str, history: list, request: gr.Request):
+        """Regenerate: the core drops the session's last turn and answers its question again."""
+        if not sid:
+            raise gr.Error("There is no question to answer again yet: ask one first.")
+        history = list(history or [])
+        last_question = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=len(history))
 
-    regen = regenerate.click(
-        start_over, [session_id, chatbot], [chatbot, pending], api_visibility="private"
-    ).success(respond, [pending, session_id, mode, chatbot], outputs, api_visibility="private")
+        def earlier(view: TurnView) -> list:  # the last turn leaves the chat once the core has dropped it
+            return history[:last_question] if view.question else history
+
+        async for update in stream("", sid, style, earlier, request.session_hash or "", regenerate=True):
+            yield update
+
+    regen = regenerate.click(answer_again, [session_id, mode, chatbot], outputs, api_visibility="private")
     events.append(regen)
 
     async def after_stop(sid: str, request: gr.Request) -> tuple:
         """Once the stopped turn is stored, show its session as stored: the partial answer, marked as interrupted."""
         sid = await chatter.settled(request.session_hash or "") or sid
-        history = history_from_stored(sessions.messages(sid)) if sid else []
-        return (history, sid, gr.update(choices=choices(), value=sid or None), gr.update(visible=True),
+
+        def stored() -> tuple[list, list]:
+            return (history_from_stored(sessions.messages(sid)) if sid else []), choices()
+
+        history, listed = await asyncio.to_thread(stored)
+        return (history, sid, gr.update(choices=listed, value=sid or None), gr.update(visible=True),
                 gr.update(visible=False))
 
     stop.click(lambda: (gr.update(visible=True), gr.update(visible=False)), outputs=[send, stop],

@@ -30,14 +30,15 @@ def user_message(error: BaseException) -> str:
 def _written_for_users() -> tuple[type[BaseException], ...]:
     """Exceptions whose message already tells the user what happened and what to do."""
     from docmind.agent.chat import EmptyQuestionError, QuestionTooLongError
-    from docmind.agent.sessions import InvalidExportError, UnknownSessionError
+    from docmind.agent.sessions import InvalidExportError, NothingToRegenerateError, UnknownSessionError
     from docmind.agent.turns import SessionBusyError
     from docmind.cache import DocumentNotFoundError, EmbeddingModelError, UnreadableFileError
     from docmind.model.errors import ModelError
     from docmind.storage import StorageError
 
     return (EmptyQuestionError, QuestionTooLongError, InvalidExportError, UnknownSessionError, SessionBusyError,
-            DocumentNotFoundError, EmbeddingModelError, UnreadableFileError, ModelError, StorageError)
+            NothingToRegenerateError, DocumentNotFoundError, EmbeddingModelError, UnreadableFileError, ModelError,
+            StorageError)
 
 
 def shows_errors(fn: F) -> F:

@@ -21,6 +21,7 @@ from docmind.agent.events import (
     Notice,
     ThinkingToken,
     ToolCalled,
+    TurnFailed,
     TurnStarted,
 )
 from docmind.storage.sessions import STATUS_INTERRUPTED, StoredMessage
@@ -102,6 +103,10 @@ class TurnView:
         """Fold one agent event into the view."""
         if isinstance(event, TurnStarted):
             self.session_id = event.session_id
+            self.question = event.question or self.question
+        elif isinstance(event, TurnFailed):
+            self.session_id = event.session_id
+            self.error = event.message
         elif isinstance(event, ThinkingToken):
             self.thinking += event.text
         elif isinstance(event, AnswerToken):
@@ -127,8 +132,8 @@ class TurnView:
             self.done = True
 
     def messages(self) -> list[dict[str, Any]]:
-        """The turn as Chatbot messages (question first)."""
-        out: list[dict[str, Any]] = [{"role": "user", "content": self.question}]
+        """The turn as Chatbot messages (question first, once known: a regenerated turn learns it on start)."""
+        out: list[dict[str, Any]] = [{"role": "user", "content": self.question}] if self.question else []
         if self.thinking.strip():
             finished = self.done or self.stopped or bool(self.answer)
             out.append(thinking_message(self.thinking, finished, self.thinking_seconds))

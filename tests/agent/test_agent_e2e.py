@@ -14,13 +14,18 @@ import pytest
 from llama_index.core.llms import ChatMessage
 
 from docmind.agent.chat import ChatService, ModelHandle
-from docmind.agent.events import AnswerToken, Done, ThinkingToken, TurnStarted
+from docmind.agent.events import AnswerToken, Done, Notice, ThinkingToken, ToolCalled, TurnStarted
 from docmind.agent.memory import SessionMemory
 from docmind.storage import SQLiteChatStore
 from docmind.storage.sessions import ChatLog
-from tests.agent.conftest import run_turn
+from docmind.agent.sessions import NothingToRegenerateError
+from docmind.agent.turns import SessionBusyError, SessionLock
+from tests.agent.conftest import ScriptedLLM, run_turn
 
 ANSWER_TOKENS = 12
+VALID_SEARCH = ('Thought: I need the report.\nAction: search_documents\n'
+                'Action Input: {"query": "revenue growth third quarter"}')
+VALID_ANSWER = "Thought: The passage says it.\nAnswer: Revenue grew by 12 percent in the third quarter [1]."
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +50,33 @@ def tiny(tiny_engine) -> ModelHandle:
                        context_window=tiny_engine.context_window)
 
 
-async def test_full_turn_through_the_real_agent(settings_with_library, tiny):
-    service = ChatService(settings_with_library, model=tiny)
+async def test_valid_react_is_answered_by_the_agent_with_a_real_citation(settings_with_library, tiny):
+    """A valid ReAct exchange (scripted: random weights never write one) through the real agent, search and store."""
+    llm = ScriptedLLM(replies=[VALID_SEARCH, VALID_ANSWER])
+    service = ChatService(settings_with_library, model=ModelHandle(llm, tiny.count_tokens, tiny.context_window))
+    events = await run_turn(service, None, "How much did revenue grow?")
+    done = events[-1]
+    assert isinstance(done, Done) and done.mode == "agent"
+    assert [e.tool for e in events if isinstance(e, ToolCalled)] == ["search_documents"]
+    assert done.answer == "Revenue grew by 12 percent in the third quarter [1]."
+    [citation] = done.citations
+    assert citation.number == 1 and citation.source.endswith("report.md") and "12 percent" in citation.text
+    assert "[1] (report.md)" in llm.calls[1][-1].content  # the real search result was the observation
+    _, answer = ChatLog(service.db).messages(done.session_id)
+    assert answer.extra["mode"] == "agent" and answer.extra["citations"][0]["source"] == citation.source
+    assert answer.tokens == tiny.count_tokens(done.answer)
+
+
+async def test_full_turn_through_the_real_model_falls_back_when_react_fails(settings_with_library, tiny, tiny_engine,
+                                                                           monkeypatch):
+    """The tiny model itself; ``max_iterations=1`` ends the ReAct loop after its first step, as an unparsable
+    answer would, so the turn always takes the fallback: one direct answer from the passages."""
+    service = ChatService(settings_with_library, model=tiny, max_iterations=1)
     events = await run_turn(service, None, "How much did revenue grow?")
     assert isinstance(events[0], TurnStarted) and isinstance(events[-1], Done)
     done = events[-1]
-    assert done.mode in ("agent", "fallback")  # random weights rarely write valid ReAct
+    assert done.mode == "fallback"
+    assert any(isinstance(e, Notice) and e.kind == "fallback" for e in events)
     assert any(isinstance(e, (AnswerToken, ThinkingToken)) for e in events)
     assert done.answer and done.completion_tokens > 0 and done.prompt_tokens > 0
     user, answer = ChatLog(service.db).messages(done.session_id)
@@ -58,10 +84,66 @@ async def test_full_turn_through_the_real_agent(settings_with_library, tiny):
     assert answer.status == "complete" and answer.content == done.answer
     assert answer.tokens == tiny.count_tokens(done.answer)  # counted once, by the model's tokenizer
 
-    # the second turn sees the first one in its prompt
+    # the second turn sees the first one in the prompts that reach the engine
+    prompts: list[str] = []
+    submit = tiny_engine.submit
+    monkeypatch.setattr(tiny_engine, "submit", lambda request: prompts.append(request.prompt) or submit(request))
     events = await run_turn(service, done.session_id, "And the offices?")
-    assert events[-1].prompt_tokens > done.prompt_tokens
+    assert isinstance(events[-1], Done) and len(prompts) == 2  # one agent step, one direct answer
+    assert all("How much did revenue grow?" in p and done.answer in p and "And the offices?" in p for p in prompts)
     assert len(ChatLog(service.db).messages(done.session_id)) == 4
+
+
+async def test_regenerate_drops_the_last_turn_and_answers_its_question_again(settings_with_library, tiny):
+    service = ChatService(settings_with_library, model=tiny)
+    first = (await run_turn(service, None, "How much did revenue grow?"))[-1]
+    second = (await run_turn(service, first.session_id, "And the offices?"))[-1]
+    before = ChatLog(service.db).messages(first.session_id)
+
+    events = [e async for e in service.regenerate(first.session_id)]
+    assert isinstance(events[0], TurnStarted) and events[0].question == "And the offices?"
+    assert isinstance(events[-1], Done) and events[-1].session_id == first.session_id
+    stored = ChatLog(service.db).messages(first.session_id)
+    assert [m.content for m in stored[:3]] == ["How much did revenue grow?", first.answer, "And the offices?"]
+    assert stored[:2] == before[:2] and stored[2].created_at > before[2].created_at  # asked again, not kept
+    assert len(stored) == 4 and stored[3].status == "complete" and stored[3].content == events[-1].answer
+    assert second.session_id == first.session_id
+
+
+async def test_regenerate_waits_for_a_running_turn_and_never_interleaves(settings_with_library, tiny):
+    service = ChatService(settings_with_library, model=tiny)
+    session_id = (await run_turn(service, None, "How much did revenue grow?"))[-1].session_id
+    started = asyncio.Event()
+
+    async def ask() -> None:
+        async for _ in service.chat(session_id, "And the offices?"):
+            started.set()  # the turn holds the session from here until it is stored
+
+    asked = asyncio.create_task(ask())
+    await started.wait()
+    again = [e async for e in service.regenerate(session_id)]
+    await asked
+    assert again[0].question == "And the offices?"  # it dropped the turn that was running when it was asked
+    stored = ChatLog(service.db).messages(session_id)
+    assert [m.role for m in stored] == ["user", "assistant", "user", "assistant"]
+    assert all(m.status == "complete" for m in stored)
+
+
+async def test_regenerate_refuses_a_busy_or_empty_session_and_drops_nothing(settings_with_library, tiny):
+    service = ChatService(settings_with_library, model=tiny)
+    empty = service.sessions.create().id
+    with pytest.raises(NothingToRegenerateError, match="no question"):
+        [e async for e in service.regenerate(empty)]
+    session_id = (await run_turn(service, None, "How much did revenue grow?"))[-1].session_id
+    before = ChatLog(service.db).messages(session_id)
+    other_process = SessionLock(service.sessions.log, session_id)  # the lock file as another process holds it
+    await other_process.acquire()
+    try:
+        with pytest.raises(SessionBusyError):
+            [e async for e in service.regenerate(session_id)]
+    finally:
+        other_process.release()
+    assert ChatLog(service.db).messages(session_id) == before
 
 
 def test_memory_keeps_the_newest_turns_within_the_limit(db_path, tiny):

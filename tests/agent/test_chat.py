@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
+import traceback
 
 import pytest
 
 from docmind.agent.chat import ChatService, EmptyQuestionError, QuestionTooLongError
-from docmind.agent.events import AnswerToken, Citations, Done, Notice, ThinkingToken, ToolCalled, TurnStarted
+from docmind.agent.events import (
+    AnswerToken,
+    Citations,
+    Done,
+    Notice,
+    ThinkingToken,
+    ToolCalled,
+    TurnFailed,
+    TurnStarted,
+)
 from docmind.agent.sessions import UnknownSessionError
+from docmind.cache.retrieval import Searcher
+from docmind.model.errors import EngineStoppedError, PromptTooLongError
 from docmind.storage.sessions import ChatLog
 from tests.agent.conftest import run_turn, scripted_service
 
@@ -81,12 +95,48 @@ async def test_invalid_react_falls_back_to_passages(settings_with_library):
     assert any(isinstance(e, Notice) and e.kind == "fallback" for e in events)
 
 
-async def test_when_the_model_fails_completely_the_passages_answer(settings_with_library):
-    service, _ = scripted_service(settings_with_library, RuntimeError("engine exploded"))
-    done = _done(await run_turn(service, None, "How much did revenue grow?"))
-    assert done.mode == "fallback"
-    assert done.answer.startswith("**Search result**")
-    assert "12 percent" in done.answer and done.citations and done.citations[0].number == 1
+@pytest.mark.parametrize("error", [EngineStoppedError("The engine was shut down."),
+                                   PromptTooLongError("The prompt is 40000 tokens; the model takes 32768."),
+                                   RuntimeError("engine exploded")])
+async def test_a_failing_model_is_an_error_not_a_fallback(settings_with_library, caplog, error):
+    service, llm = scripted_service(settings_with_library, error)
+    with caplog.at_level(logging.ERROR, logger="docmind.agent.chat"):
+        events = await run_turn(service, None, "How much did revenue grow?")
+    assert isinstance(events[0], TurnStarted) and isinstance(events[-1], TurnFailed)
+    assert not any(isinstance(e, (Done, Notice)) for e in events)  # no fallback answer, no "fallback" notice
+    assert str(error) in events[-1].message and len(llm.calls) == 1
+    record = next(r for r in caplog.records if r.exc_info)
+    assert record.exc_info[1] is error  # logged with its traceback
+    stored = ChatLog(service.db).messages(events[0].session_id)
+    assert [(m.role, m.status) for m in stored] == [("user", "complete"), ("assistant", "interrupted")]
+    assert stored[0].content == "How much did revenue grow?"
+    assert stored[1].extra["error"] == events[-1].message
+
+
+async def test_a_bug_in_a_tool_is_an_error_not_an_observation(settings_with_library, caplog):
+    class BrokenSearcher(Searcher):
+        def search(self, query, k=5, mode="hybrid"):
+            raise KeyError("chunk 42")
+
+    service, llm = scripted_service(settings_with_library, SEARCH, ANSWER,
+                                    searcher=BrokenSearcher(settings_with_library))
+    with caplog.at_level(logging.ERROR, logger="docmind.agent.chat"):
+        events = await run_turn(service, None, "How much did revenue grow?")
+    assert isinstance(events[-1], TurnFailed) and "KeyError" in events[-1].message
+    assert len(llm.calls) == 1  # the error was not fed back to the model as an observation
+    record = next(r for r in caplog.records if r.exc_info)
+    assert isinstance(record.exc_info[1], KeyError)
+    assert any(frame.name == "search" for frame in traceback.extract_tb(record.exc_info[2]))
+    assert ChatLog(service.db).messages(events[0].session_id)[0].content == "How much did revenue grow?"
+
+
+async def test_a_failing_direct_answer_after_malformed_react_is_an_error(settings_with_library):
+    broken = "Thought: I will search.\nAction: search_documents\nAction Input: none at all"
+    service, _ = scripted_service(settings_with_library, broken, broken, broken, EngineStoppedError("stopped"),
+                                  max_iterations=3)
+    events = await run_turn(service, None, "How much did revenue grow?")
+    assert any(isinstance(e, Notice) and e.kind == "fallback" for e in events)
+    assert isinstance(events[-1], TurnFailed) and "stopped" in events[-1].message
 
 
 async def test_no_documents_answers_from_the_model_and_says_so(empty_settings):
@@ -206,3 +256,17 @@ async def test_a_session_answering_elsewhere_is_busy_not_corrupted(settings_with
         other_process.release()
     assert ChatLog(service.db).messages(session_id) == [] and llm.calls == []
     assert _done(await run_turn(service, session_id, "How much did revenue grow?")).answer
+
+
+async def test_the_session_lock_map_holds_running_turns_only(settings_with_library):
+    service, _ = scripted_service(settings_with_library, "Thought: done.\nAnswer: Fine.")
+    for _ in range(30):
+        await run_turn(service, None, "Say something")
+    gc.collect()
+    assert len(service._session_locks) == 0  # 30 sessions answered, none left behind
+    running = service.chat(None, "Say something")
+    await anext(running)  # the turn has started and holds its session
+    assert len(service._session_locks) == 1
+    await running.aclose()
+    gc.collect()
+    assert len(service._session_locks) == 0

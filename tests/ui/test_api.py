@@ -94,9 +94,37 @@ def test_chat_continues_the_session_it_is_given(client: Client, server: Server) 
     assert count == 4
 
 
-def test_answer_fast_skips_thinking(client: Client) -> None:
-    _, final = _chat(client, QUESTION, think=False)
-    assert final["done"] and not final["error"] and final["thinking"] == ""
+async def test_answer_fast_skips_thinking(tiny_model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """The switch reaches the model: every prompt of a fast turn ends in the chat template's empty think block
+    (so the model cannot think), and no prompt of a thinking turn does. Checked on what the engine is given."""
+    from docmind.config import load_settings
+    from docmind.model.runtime import get_runtime, unload
+    from docmind.ui.chat import Chatter
+    from docmind.ui.context import AppContext
+
+    settings = load_settings(data_dir=data_dir, model_path=tiny_model_dir, quantization="none", max_new_tokens=8)
+    context = AppContext.create(settings, tmp_path / "uploads")
+    chatter = Chatter(settings)
+    engine = get_runtime(settings).engine
+    prompts: list[str] = []
+    submit = engine.submit
+    monkeypatch.setattr(engine, "submit", lambda request: prompts.append(request.prompt) or submit(request))
+    seen: dict[bool, tuple[list[str], object]] = {}
+    try:
+        for think in (False, True):
+            prompts.clear()
+            async for view in chatter.turn(context, QUESTION, "", think):
+                pass
+            assert view.done and not view.error
+            seen[think] = (list(prompts), view)
+    finally:
+        unload()
+    fast_prompts, fast_view = seen[False]
+    thinking_prompts, _ = seen[True]
+    assert fast_prompts and thinking_prompts
+    assert all(p.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n") for p in fast_prompts)
+    assert all(p.endswith("<|im_start|>assistant\n") for p in thinking_prompts)
+    assert fast_view.thinking == ""
 
 
 @pytest.mark.parametrize(

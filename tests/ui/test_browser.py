@@ -9,6 +9,7 @@ export, two browser tabs chatting at once. Every request the pages make is recor
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -227,14 +228,29 @@ def test_the_model_streams_its_answer(page, artifacts: Path) -> None:
     page.screenshot(path=artifacts / "06-streamed-answer.png", full_page=True)
 
 
-def test_regenerate_answers_the_last_question_again(page) -> None:
+def _stored_turns(server: Server, question: str) -> list[tuple]:
+    """``(role, status, created_at)`` of the messages of the session where ``question`` was last asked."""
+    with sqlite3.connect(server.data_dir / "docmind.db") as conn:
+        session = conn.execute("SELECT session_id FROM messages WHERE content = ? ORDER BY id DESC LIMIT 1",
+                               (question,)).fetchone()[0]
+        return conn.execute("SELECT role, status, created_at FROM messages WHERE session_id = ? ORDER BY id",
+                            (session,)).fetchall()
+
+
+def test_regenerate_answers_the_last_question_again(page, server: Server) -> None:
     question = "Summarise the warranty terms"
+    before = _stored_turns(server, question)
     page.evaluate(_RECORD_RENDERS)
     page.locator("#docmind-regenerate").click()
-    page.wait_for_function(f"() => window.__renders.some(text => !text.includes({question!r}))")  # turn dropped
-    page.locator("#docmind-chatbot").get_by_text(question).wait_for()
+    deadline = time.monotonic() + 120
+    while (after := _stored_turns(server, question))[-1][2] == before[-1][2] or after[-1][1] != "complete":
+        assert time.monotonic() < deadline, "the question was not answered again"
+        time.sleep(0.2)
     page.locator("#docmind-send").wait_for(state="visible")
+    assert [m[:2] for m in after] == [m[:2] for m in before]  # the last turn was replaced, not added
+    assert after[-2][2] > before[-2][2]  # the question itself was asked again
     assert page.locator("#docmind-chatbot").inner_text().count(question) == 1
+    assert all(text.count(question) <= 1 for text in page.evaluate("() => window.__renders"))  # never shown twice
 
 
 def test_after_reload_the_session_is_listed_and_exports(page, artifacts: Path) -> None:

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from docmind.agent.citations import Passage
-from docmind.agent.events import AnswerReset, AnswerToken, Citations, Done, Notice, ThinkingToken, ToolCalled, TurnStarted
+from docmind.agent.events import (
+    AnswerReset,
+    AnswerToken,
+    Citations,
+    Done,
+    Notice,
+    ThinkingToken,
+    ToolCalled,
+    TurnFailed,
+    TurnStarted,
+)
 from docmind.storage.sessions import STATUS_INTERRUPTED, StoredMessage
 from docmind.ui.transcript import INTERRUPTED, TurnView, history_from_stored
 
@@ -68,3 +78,14 @@ def test_a_saved_session_reloads_with_thinking_sources_and_interruptions() -> No
     assert "[1] notes.md" in thoughts
     plain = [m["content"] for m in history if not m.get("metadata")]
     assert plain == ["Who do I call?", "Call Ada [1].", "And then?", f"Then\n\n{INTERRUPTED}"]
+
+
+def test_a_failed_turn_shows_its_error_and_a_regenerated_turn_learns_its_question() -> None:
+    view = TurnView(question="")
+    assert view.messages()[0]["metadata"]["title"] == "Working…"  # no empty question bubble before the start
+    view.apply(TurnStarted("s1", "Title", "Asked again?"))
+    view.apply(AnswerToken("Half an ans"))
+    view.apply(TurnFailed("s1", "The model could not answer: The engine was shut down."))
+    assert view.messages()[0] == {"role": "user", "content": "Asked again?"}
+    assert view.messages()[-1]["content"] == "Half an ans\n\n⚠ The model could not answer: The engine was shut down."
+    assert view.result()["error"] and not view.result()["done"] and view.result()["session"] == "s1"
