@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from docmind.cli.common import add_command, current_settings, emit, one_line_errors
+from docmind.cli.common import CommandError, add_command, current_settings, emit, one_line_errors
 
 
 @one_line_errors("docmind.agent.chat:EmptyQuestionError", "docmind.agent.chat:QuestionTooLongError",
@@ -37,12 +37,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 async def _ask(service: Any, session_id: str | None, question: str, quiet: bool) -> Any:
     """Run one turn; show thinking and notices on stderr as they stream (unless ``--json``)."""
-    from docmind.agent.events import Done, Notice, ThinkingToken, ToolCalled
+    from docmind.agent.events import Done, Notice, ThinkingToken, ToolCalled, TurnFailed
 
     done = None
     async for event in service.chat(session_id, question):
         if isinstance(event, Done):
             done = event
+        elif isinstance(event, TurnFailed):
+            raise CommandError(f"{event.message} (the question is kept in session {event.session_id})")
         elif quiet:
             continue
         elif isinstance(event, Notice):
