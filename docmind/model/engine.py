@@ -446,8 +446,8 @@ class GenerationEngine:
 
         if self.on_logits is not None:
             self.on_logits([row.handle for row in rows], logits)
-        finite = torch.isfinite(logits).all(dim=-1).tolist()
-        greedy = logits.argmax(dim=-1).tolist()
+        best, greedy = logits.max(dim=-1)  # max propagates NaN: one pass gives the greedy token and the check
+        finite, greedy = torch.isfinite(best).tolist(), greedy.tolist()
         for i, row in enumerate(rows):
             if not finite[i]:
                 log.error("request %s: the model produced NaN/inf logits", row.handle.id)
