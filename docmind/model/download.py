@@ -199,6 +199,11 @@ def download_model(hub_id: str, dest: Path, *, revision: str = "main", endpoint:
         lock.release()
 
 
+def download_lock_path(dest: Path) -> Path:
+    """The lock file that one download of the model in ``dest`` holds (beside the folder, not in it)."""
+    return dest.parent / f".{dest.name}.download.lock"
+
+
 def _download_lock(hub_id: str, dest: Path, files: list[RemoteFile],
                    progress: Callable[[DownloadProgress], None] | None, cancel: threading.Event | None,
                    wait: float) -> Any:
@@ -206,7 +211,7 @@ def _download_lock(hub_id: str, dest: Path, files: list[RemoteFile],
     that process has on disk so far)."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(dest.parent / f".{dest.name}.download.lock")
+    lock = FileLock(download_lock_path(dest))
     deadline = time.monotonic() + wait
     try:
         lock.acquire(timeout=0)

@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
             cancel.set()
     try:
         report = download_model(args["repo"], Path(args["dest"]), progress=progress, cancel=cancel,
-                                retries=args.get("retries", 3))
+                                retries=args.get("retries", 3), lock_wait=args.get("lock_wait", 600))
         print(json.dumps({"ok": True, "report": vars(report), "progress": seen}))
     except ModelError as error:
         print(json.dumps({"ok": False, "error": type(error).__name__, "message": str(error), "progress": seen}))
@@ -251,3 +251,20 @@ def test_two_processes_downloading_the_same_model_take_turns(hub: FakeHub, data_
     assert not list(dest.glob("*.part"))
     verify = _cli(hub, data_dir, "verify", "--json")
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"] is True
+
+
+def test_a_download_that_waits_too_long_for_another_gives_up_with_one_line(hub: FakeHub, data_dir: Path) -> None:
+    from filelock import FileLock
+
+    from docmind.model.download import download_lock_path
+
+    dest = data_dir / "models" / "test-org--tiny-qwen3"
+    dest.parent.mkdir(parents=True)
+    with FileLock(download_lock_path(dest)):  # another process's download holds the model
+        result = _download(hub, data_dir, lock_wait=1)
+    assert result["ok"] is False and result["error"] == "DownloadError"
+    assert result["message"].startswith("A download of test-org/tiny-qwen3 is already running in another process")
+    assert "\n" not in result["message"]
+    assert result["progress"] and all(p[0] == 0 for p in result["progress"]), "it reported the other's bytes"
+    assert not any("/resolve/" in path for _, path, _ in hub.requests), "it fetched nothing"
+    assert _download(hub, data_dir)["ok"] is True, "once the lock is free, the download runs"
