@@ -318,10 +318,22 @@ class GenerationEngine:
 
     def _start_prefill(self) -> _Prefill | None:
         """Set up the next waiting request, reusing the longest cached prefix of its prompt; without
-        one, the short prompts queued right behind it join its prefill pass."""
+        one, the short prompts queued right behind it join its prefill pass. If setting up fails, only
+        the requests taken from the queue for it fail."""
+        taken: list[RequestHandle] = []
+        try:
+            return self._set_up_prefill(taken)
+        except Exception as error:  # noqa: BLE001 - reported to these requests only
+            log.exception("starting requests %s failed", [handle.id for handle in taken])
+            for handle in taken:
+                handle._finish(None, GenerationFaultError(f"Could not start this request ({error!r})."))
+            return None
+
+    def _set_up_prefill(self, taken: list[RequestHandle]) -> _Prefill | None:
         from docmind.model.kv import new_cache
 
         handle = self._pending.popleft()
+        taken.append(handle)
         if handle.cancelled:
             handle._finish(self._result(None, handle, "cancelled"))
             return None
@@ -331,9 +343,9 @@ class GenerationEngine:
             row.cached_prompt_tokens = reused
             kv = [(k[:, :, :reused], v[:, :, :reused]) for k, v in entry.kv]
             return _Prefill([row], new_cache(self.model.config, kv), reused)
-        return _Prefill([row, *self._companions(len(handle.prompt_ids))], new_cache(self.model.config), 0)
+        return _Prefill([row, *self._companions(len(handle.prompt_ids), taken)], new_cache(self.model.config), 0)
 
-    def _companions(self, width: int) -> list[_Row]:
+    def _companions(self, width: int, taken: list[RequestHandle]) -> list[_Row]:
         """Rows for the waiting requests at the head of the queue that can share a prefill pass with a
         prompt of ``width`` tokens: all padded to the longest, the pass stays within ``prefill_chunk``."""
         rows: list[_Row] = []
@@ -343,7 +355,8 @@ class GenerationEngine:
             if (handle.cancelled or (len(rows) + 2) * wider > self.prefill_chunk
                     or self._prefix.lookup(handle.prompt_ids)[0] is not None):
                 break
-            rows.append(self._new_row(self._pending.popleft()))
+            taken.append(self._pending.popleft())
+            rows.append(self._new_row(handle))
             width = wider
         return rows
 

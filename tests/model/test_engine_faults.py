@@ -167,3 +167,15 @@ def test_a_hung_step_ends_every_wait_with_a_clear_error(fresh, chat_prompts, sin
     fresh.on_logits = None
     release.set()
     assert fresh.generate(_greedy(chat_prompts[4])).token_ids == singles[4].token_ids
+
+
+def test_a_request_that_cannot_start_fails_alone(fresh, chat_prompts, singles) -> None:
+    running = fresh.submit(_greedy(chat_prompts[0], n=200))
+    stream = iter(running)  # kept: an abandoned iterator cancels its request
+    next(stream)  # decoding
+    bad_seed = GenerationRequest(chat_prompts[1], max_new_tokens=4, temperature=1.0, seed=2**70)
+    doomed, queued_with_it = fresh.submit_many([bad_seed, _greedy(chat_prompts[2])])
+    with pytest.raises(GenerationFaultError, match="Could not start"):
+        doomed.wait(60)
+    assert queued_with_it.wait(60).token_ids == singles[2].token_ids
+    assert running.wait(60).finish_reason == "length" and fresh.failed_steps == 0
