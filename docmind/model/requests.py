@@ -158,15 +158,16 @@ class RequestHandle:
         """Block until finished; return the result or raise the request's error (or the engine's reason
         to give up: stopped, or no progress for its ``stall_seconds``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._finished.wait(HEALTH_CHECK_SECONDS if deadline is None
-                                      else max(0.0, min(HEALTH_CHECK_SECONDS, deadline - time.monotonic()))):
-            if deadline is not None and time.monotonic() >= deadline:
+        while not self._finished.is_set():
+            left = HEALTH_CHECK_SECONDS if deadline is None else min(HEALTH_CHECK_SECONDS, deadline - time.monotonic())
+            if left <= 0:
                 raise TimeoutError(f"request {self.id} still running after {timeout} s")
-            try:
-                self._check_health()
-            except BaseException:
-                self.cancel()
-                raise
+            if not self._finished.wait(left):
+                try:
+                    self._check_health()
+                except Exception:
+                    self.cancel()
+                    raise
         if self.error is not None:
             raise self.error
         assert self.result is not None
