@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from docmind.model.text import partial_suffix
 from docmind.model.thinking import ThinkParser
 
 ANSWER_MARK = "Answer:"
@@ -64,7 +65,7 @@ class StepSplitter:
         if self._mode == "scratch":
             index = self._buffer.find(ANSWER_MARK)
             if index < 0:
-                keep = _partial_suffix(self._buffer, ANSWER_MARK)
+                keep = partial_suffix(self._buffer, ANSWER_MARK)
                 cut = len(self._buffer) - keep
                 if cut:
                     out.append(("thinking", self._buffer[:cut]))
@@ -81,9 +82,3 @@ class StepSplitter:
             out.append(("answer", text))
         return out
 
-
-def _partial_suffix(text: str, mark: str) -> int:
-    for size in range(min(len(mark) - 1, len(text)), 0, -1):
-        if text.endswith(mark[:size]):
-            return size
-    return 0

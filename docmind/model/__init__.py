@@ -2,7 +2,8 @@
 
 Importing this package is cheap; torch and transformers load only when a model does. The process-wide
 model lives in ``docmind.model.runtime`` (``get_runtime``, ``get_engine``, ``get_llm``, ``model_ready``;
-it imports LlamaIndex), downloads in ``docmind.model.download``.
+it imports LlamaIndex), its background loading and model switches in ``docmind.model.lifecycle``
+(``ModelState``), downloads in ``docmind.model.download``.
 """
 
 from docmind.model.engine import GenerationEngine
@@ -10,7 +11,9 @@ from docmind.model.errors import (
     DiskSpaceError,
     DownloadCancelledError,
     DownloadError,
+    EngineStalledError,
     EngineStoppedError,
+    GenerationFaultError,
     InsufficientMemoryError,
     ModelCorruptError,
     ModelError,
@@ -40,8 +43,10 @@ __all__ = [
     "DiskSpaceError",
     "DownloadCancelledError",
     "DownloadError",
+    "EngineStalledError",
     "EngineStoppedError",
     "GenerationEngine",
+    "GenerationFaultError",
     "GenerationRequest",
     "GenerationResult",
     "Hardware",

@@ -7,6 +7,10 @@ proxies, token). The bytes come through our own HTTP Range requests into ``<file
 zero on the next run. A file is renamed into place only after its size and hash match (sha256 for
 LFS files, the git blob id for small ones). ``docmind-manifest.json`` is written last and marks the
 download complete; ``verify_model`` re-hashes against it.
+
+One download of a model runs at a time across processes (the app and ``docmind model download``): a
+file lock next to the model folder. A second download waits for it, reporting the first one's progress,
+and then finds the files done.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -35,6 +40,9 @@ SKIPPED = ("*.bin", "*.pt", "*.gguf", "*.onnx", "*.h5", "*.msgpack")
 DISK_MARGIN_BYTES = 200 * 1024**2
 CHUNK_BYTES = 1024**2
 RETRIES = 5
+LOCK_WAIT_SECONDS = 6 * 3600.0
+"""How long a download waits for another process's download of the same model before giving up."""
+LOCK_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -134,11 +142,21 @@ def list_remote_files(hub_id: str, *, revision: str = "main",
     return info.sha, files
 
 
-def _free_bytes(path: Path) -> int:
+def free_disk_bytes(path: Path) -> int:
+    """Free bytes on the disk that holds ``path`` (or would hold it: the nearest existing parent)."""
     probe = path
     while not probe.exists():
         probe = probe.parent
     return shutil.disk_usage(probe).free
+
+
+def human_bytes(count: float) -> str:
+    """A byte count as people read it: ``512 B``, ``34 KB``, ``1.2 GB`` (powers of 1000)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if count < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit in ("B", "KB") else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
 
 
 def _on_disk(dest: Path, remote: RemoteFile) -> int:
@@ -155,32 +173,76 @@ def _part(dest: Path, remote: RemoteFile) -> Path:
 
 def check_disk(dest: Path, needed: int) -> None:
     """Refuse, with the numbers, when ``needed`` bytes (plus a margin) do not fit on ``dest``'s disk."""
-    free = _free_bytes(dest)
+    free = free_disk_bytes(dest)
     if needed + DISK_MARGIN_BYTES > free:
-        raise DiskSpaceError(f"Not enough disk space: the download needs {_human(needed)} "
-                             f"(plus {_human(DISK_MARGIN_BYTES)} to spare) but only {_human(free)} is free on "
-                             f"{dest.anchor or dest}. Free up space or choose another --data-dir.")
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    return f"{n:.1f} GB"
+        raise DiskSpaceError(f"Not enough disk space: the download needs {human_bytes(needed)} "
+                             f"(plus {human_bytes(DISK_MARGIN_BYTES)} to spare) but only {human_bytes(free)} is free "
+                             f"on {dest.anchor or dest}. Free up space or choose another --data-dir.")
 
 
 def download_model(hub_id: str, dest: Path, *, revision: str = "main", endpoint: str | None = None,
                    progress: Callable[[DownloadProgress], None] | None = None,
-                   cancel: threading.Event | None = None, retries: int = RETRIES) -> DownloadReport:
+                   cancel: threading.Event | None = None, retries: int = RETRIES,
+                   lock_wait: float = LOCK_WAIT_SECONDS) -> DownloadReport:
     """Download ``hub_id`` into ``dest``, resuming partial files; raise a ``ModelError`` on failure.
 
     ``cancel`` may be set from another thread: the download stops at the next chunk, keeping the
-    partial file for the next run.
+    partial file for the next run. While another process downloads the same model, this waits (up to
+    ``lock_wait`` seconds, reporting that download's progress) and then completes what is left.
     """
-    started = time.perf_counter()
     commit, files = list_remote_files(hub_id, revision=revision, endpoint=endpoint)
     dest.mkdir(parents=True, exist_ok=True)
+    lock = _download_lock(hub_id, dest, files, progress, cancel, lock_wait)
+    try:
+        return _download_files(hub_id, dest, commit, files, endpoint, progress, cancel, retries)
+    finally:
+        lock.release()
+
+
+def download_lock_path(dest: Path) -> Path:
+    """The lock file that one download of the model in ``dest`` holds (beside the folder, not in it)."""
+    return dest.parent / f".{dest.name}.download.lock"
+
+
+def _download_lock(hub_id: str, dest: Path, files: list[RemoteFile],
+                   progress: Callable[[DownloadProgress], None] | None, cancel: threading.Event | None,
+                   wait: float) -> Any:
+    """Hold the model's download lock, waiting while another process has it (and reporting the bytes
+    that process has on disk so far)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(download_lock_path(dest))
+    deadline = time.monotonic() + wait
+    try:
+        lock.acquire(timeout=0)
+        return lock
+    except Timeout:
+        log.warning("A download of %s is already running in another process; waiting for it to finish.", hub_id)
+    total = sum(f.size for f in files)
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise DownloadCancelledError("Download cancelled while another download of the model was running.")
+        if progress is not None:
+            try:
+                done = sum(_on_disk(dest, f) for f in files)
+            except OSError:  # a file was renamed into place between two looks: report at the next poll
+                done = None
+            if done is not None:
+                progress(DownloadProgress("(another download)", done, total, 0.0, None))
+        try:
+            lock.acquire(timeout=min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            return lock
+        except Timeout:
+            if time.monotonic() >= deadline:
+                raise DownloadError(f"A download of {hub_id} is already running in another process; wait for it "
+                                    "to finish (or stop it) and try again.") from None
+
+
+def _download_files(hub_id: str, dest: Path, commit: str, files: list[RemoteFile], endpoint: str | None,
+                    progress: Callable[[DownloadProgress], None] | None, cancel: threading.Event | None,
+                    retries: int) -> DownloadReport:
+    """Fetch what is missing of ``files`` into ``dest`` (the caller holds the download lock)."""
+    started = time.perf_counter()
     total = sum(f.size for f in files)
     present = sum(_on_disk(dest, f) for f in files)
     check_disk(dest, total - present)

@@ -21,18 +21,22 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from docmind.model.attention import use_decode_attention
-from docmind.model.errors import EngineStoppedError, PromptTooLongError
+from docmind.model.errors import EngineStalledError, EngineStoppedError, GenerationFaultError, PromptTooLongError
 from docmind.model.prefix_cache import PrefixCache
 from docmind.model.requests import GenerationRequest, GenerationResult, RequestHandle
+from docmind.model.text import partial_suffix
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX_CACHE_BYTES = 2 * 1024**3
+DEFAULT_STALL_SECONDS = 600.0
+"""A waiting request gives up when the engine has made no progress for this long (a long prompt's
+prefill on a slow CPU is the slowest honest step)."""
 
 
 class _Detokenizer:
@@ -76,6 +80,8 @@ class _Row:
     emitted: int = 0
     first_token_at: float | None = None
     finish_reason: str | None = None
+    error: BaseException | None = None
+    """Set when this row failed alone (invalid logits, a decoding error); it leaves with this error."""
 
     @property
     def length(self) -> int:
@@ -98,14 +104,21 @@ class _Prefill:
 
 
 class GenerationEngine:
-    """Serves all generation requests from one model, batching concurrent ones step by step."""
+    """Serves all generation requests from one model, batching concurrent ones step by step.
+
+    Faults stay local: a row whose logits are not finite, or whose token cannot be decoded, fails alone;
+    any other exception in a step fails the requests of that step; a worker thread that dies anyway is
+    restarted by the next submit. Every waiting consumer gives up after ``stall_seconds`` without progress.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, *, context_window: int | None = None, max_batch: int = 8,
-                 prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES, prefill_chunk: int = 256) -> None:
+                 prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES, prefill_chunk: int = 256,
+                 stall_seconds: float = DEFAULT_STALL_SECONDS) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch = max_batch
         self.prefill_chunk = prefill_chunk
+        self.stall_seconds = stall_seconds
         config_window = getattr(model.config, "max_position_embeddings", None) or 32768
         self.context_window = min(context_window or config_window, config_window)
         self.default_stop_ids = _stop_ids(model, tokenizer)
@@ -124,6 +137,14 @@ class GenerationEngine:
         """Forward passes run over prompts so far (a group of prompts prefilled together counts once)."""
         self.decode_attention = use_decode_attention(model)
         """Whether decode steps use ``attention.decode_attention`` (CPU) instead of sdpa."""
+        self.on_logits: Callable[[list[RequestHandle], Any], None] | None = None
+        """Test hook: called in the worker with each step's rows and their next-token logits
+        (rows x vocab) before sampling; it may change the logits in place or raise (fault injection)."""
+        self.failed_steps = 0
+        """Steps that raised and failed their requests (the engine kept serving)."""
+        self.restarts = 0
+        """Times a dead worker thread was replaced by a new one."""
+        self._last_progress = time.monotonic()
 
     # --- public API --------------------------------------------------------------------------------
 
@@ -141,7 +162,7 @@ class GenerationEngine:
 
         Raises (and queues none of them) if any prompt is empty or cannot fit the context.
         """
-        handles = [RequestHandle(request, self._prompt_ids(request)) for request in requests]
+        handles = [RequestHandle(request, self._prompt_ids(request), health=self._health) for request in requests]
         with self._lock:
             if self._stopped:
                 raise EngineStoppedError("The generation engine has been shut down.")
@@ -193,26 +214,71 @@ class GenerationEngine:
     # --- worker ------------------------------------------------------------------------------------
 
     def _ensure_thread(self) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            log.warning("the generation engine's worker had stopped; starting a new one")
+            self._thread = None
+            self.restarts += 1
         if self._thread is None:
+            self._last_progress = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="docmind-engine", daemon=True)
             self._thread.start()
 
+    def _health(self) -> BaseException | None:
+        """Why a waiting request should give up (worker gone, no progress for ``stall_seconds``), or None."""
+        thread = self._thread
+        if self._stopped or thread is None or not thread.is_alive():
+            return EngineStoppedError("The generation engine stopped before this request finished. "
+                                      "Send the message again.")
+        if time.monotonic() - self._last_progress > self.stall_seconds:
+            return EngineStalledError(f"The model produced nothing for {self.stall_seconds:.0f} s, so this "
+                                      "request was stopped. Send the message again, or restart DocMind.")
+        return None
+
     def _run(self) -> None:
+        error: BaseException = EngineStoppedError("The generation engine was shut down before this request finished.")
+        try:
+            self._serve()
+        except BaseException as fault:  # noqa: BLE001 - the thread ends; the next submit starts a new one
+            log.exception("the generation engine's worker died")
+            error = EngineStoppedError(f"The generation engine failed ({fault!r}). Send the message again.")
+        finally:
+            self._fail_all(error, include_pending=True)
+
+    def _serve(self) -> None:
         import torch
 
         with torch.inference_mode():
             while self._intake():
-                self._drop_cancelled()
-                self._prefill_some()
-                if self._rows:
-                    self.peak_batch = max(self.peak_batch, len(self._rows))
-                    self._decode_step()
-        error = EngineStoppedError("The generation engine was shut down before this request finished.")
-        for row in self._rows:
-            row.handle._finish(None, error)
-        for row in self._prefilling.rows if self._prefilling is not None else []:
-            row.handle._finish(None, error)
-        for handle in self._pending:
+                try:
+                    self._step()
+                except Exception as error:  # noqa: BLE001 - fail this step's requests, keep serving
+                    log.exception("a generation step failed")
+                    self.failed_steps += 1
+                    self._fail_all(GenerationFaultError(f"Generation failed ({error!r}). Send the message again."))
+
+    def _step(self) -> None:
+        self._last_progress = time.monotonic()
+        self._drop_cancelled()
+        self._prefill_some()
+        if self._rows:
+            self.peak_batch = max(self.peak_batch, len(self._rows))
+            self._decode_step()
+
+    def _fail_all(self, error: BaseException, *, include_pending: bool = False) -> None:
+        """End the running and prefilling requests with ``error`` (and, when the worker stops, the
+        waiting ones too), and drop the batch state they shared."""
+        handles = [row.handle for row in self._rows]
+        handles += [row.handle for row in self._prefilling.rows] if self._prefilling is not None else []
+        if include_pending:
+            handles += self._pending
+            self._pending = collections.deque()
+            while True:
+                try:
+                    queued = self._incoming.get_nowait()
+                except queue.Empty:
+                    break
+                handles += queued or []
+        for handle in dict.fromkeys(handles):  # a row being joined is in both lists
             handle._finish(None, error)
         self._rows, self._cache, self._prefilling = [], None, None
 
@@ -245,15 +311,29 @@ class GenerationEngine:
                 return True
             if handles is None:
                 return False
+            if block:  # woken from idle: progress is counted from now
+                self._last_progress = time.monotonic()
             self._pending.extend(handles)
             block = False
 
     def _start_prefill(self) -> _Prefill | None:
         """Set up the next waiting request, reusing the longest cached prefix of its prompt; without
-        one, the short prompts queued right behind it join its prefill pass."""
+        one, the short prompts queued right behind it join its prefill pass. If setting up fails, only
+        the requests taken from the queue for it fail."""
+        taken: list[RequestHandle] = []
+        try:
+            return self._set_up_prefill(taken)
+        except Exception as error:  # noqa: BLE001 - reported to these requests only
+            log.exception("starting requests %s failed", [handle.id for handle in taken])
+            for handle in taken:
+                handle._finish(None, GenerationFaultError(f"Could not start this request ({error!r})."))
+            return None
+
+    def _set_up_prefill(self, taken: list[RequestHandle]) -> _Prefill | None:
         from docmind.model.kv import new_cache
 
         handle = self._pending.popleft()
+        taken.append(handle)
         if handle.cancelled:
             handle._finish(self._result(None, handle, "cancelled"))
             return None
@@ -263,9 +343,9 @@ class GenerationEngine:
             row.cached_prompt_tokens = reused
             kv = [(k[:, :, :reused], v[:, :, :reused]) for k, v in entry.kv]
             return _Prefill([row], new_cache(self.model.config, kv), reused)
-        return _Prefill([row, *self._companions(len(handle.prompt_ids))], new_cache(self.model.config), 0)
+        return _Prefill([row, *self._companions(len(handle.prompt_ids), taken)], new_cache(self.model.config), 0)
 
-    def _companions(self, width: int) -> list[_Row]:
+    def _companions(self, width: int, taken: list[RequestHandle]) -> list[_Row]:
         """Rows for the waiting requests at the head of the queue that can share a prefill pass with a
         prompt of ``width`` tokens: all padded to the longest, the pass stays within ``prefill_chunk``."""
         rows: list[_Row] = []
@@ -275,7 +355,8 @@ class GenerationEngine:
             if (handle.cancelled or (len(rows) + 2) * wider > self.prefill_chunk
                     or self._prefix.lookup(handle.prompt_ids)[0] is not None):
                 break
-            rows.append(self._new_row(self._pending.popleft()))
+            taken.append(self._pending.popleft())
+            rows.append(self._new_row(handle))
             width = wider
         return rows
 
@@ -313,10 +394,9 @@ class GenerationEngine:
         prefill.done = end
         if end < prefill.width:
             return end - start  # a single row's chunk
-        self._prefilling = None
-        for i, row in enumerate(rows):
-            self._accept_token(row, self._sample(out.logits[i, -1], row))
+        self._take_tokens(rows, out.logits[:, -1, :])
         self._join(rows, prefill.cache)
+        self._prefilling = None
         self._release([i for i, row in enumerate(self._rows) if row.finish_reason])
         return (end - start) * len(rows)
 
@@ -367,13 +447,37 @@ class GenerationEngine:
                 row.handle._finish(None, error)
             self._rows, self._cache = [], None
             return
-        logits = out.logits[:, -1, :]
-        greedy = logits.argmax(dim=-1).tolist()
-        for i, row in enumerate(rows):
+        for row in rows:
             row.cached_ids.append(row.next_token)
-            sampled = greedy[i] if row.handle.request.temperature <= 0 else self._sample(logits[i], row)
-            self._accept_token(row, sampled)
+        self._take_tokens(rows, out.logits[:, -1, :])
         self._release([i for i, row in enumerate(rows) if row.finish_reason])
+
+    def _take_tokens(self, rows: list[_Row], logits: Any) -> None:
+        """Sample each row's next token from its row of ``logits``. A row whose logits are not finite
+        (NaN/inf), or whose token fails to decode, fails alone; the others carry on."""
+        import torch
+
+        if self.on_logits is not None:
+            self.on_logits([row.handle for row in rows], logits)
+        best, greedy = logits.max(dim=-1)  # max propagates NaN: one pass gives the greedy token and the check
+        finite, greedy = torch.isfinite(best).tolist(), greedy.tolist()
+        for i, row in enumerate(rows):
+            if not finite[i]:
+                log.error("request %s: the model produced NaN/inf logits", row.handle.id)
+                self._fail_row(row, GenerationFaultError(
+                    "The model produced invalid numbers (NaN or infinity) for this request, so it was stopped. "
+                    "Send the message again; if it keeps happening, choose another quantization or model."))
+                continue
+            try:
+                self._accept_token(row, greedy[i] if row.handle.request.temperature <= 0
+                                   else self._sample(logits[i], row))
+            except Exception as error:  # noqa: BLE001 - a decoding error ends this request only
+                log.exception("request %s: taking the next token failed", row.handle.id)
+                self._fail_row(row, GenerationFaultError(f"Generation failed for this request ({error!r})."))
+
+    @staticmethod
+    def _fail_row(row: _Row, error: BaseException) -> None:
+        row.error, row.finish_reason = error, "error"
 
     def _drop_cancelled(self) -> None:
         cancelled = [i for i, row in enumerate(self._rows) if row.handle.cancelled]
@@ -390,6 +494,9 @@ class GenerationEngine:
         width = self._cache.get_seq_length()
         for i in indices:
             row = self._rows[i]
+            if row.error is not None:  # its KV may be poisoned: not kept for reuse
+                row.handle._finish(None, row.error)
+                continue
             kv = [(layer.keys[i:i + 1, :, width - row.length:].clone(),
                    layer.values[i:i + 1, :, width - row.length:].clone()) for layer in self._cache.layers]
             self._retire(row, kv)
@@ -454,18 +561,10 @@ class GenerationEngine:
             if found >= 0 and found < end:
                 end, row.finish_reason = found, "stop"
         if row.finish_reason is None:
-            end -= max((_overlap(text, stop) for stop in request.stop), default=0)
+            end -= max((partial_suffix(text, stop) for stop in request.stop), default=0)
         if end > row.emitted:
             row.handle._push(text[row.emitted:end])
             row.emitted = end
-
-
-def _overlap(text: str, stop: str) -> int:
-    """Length of the end of ``text`` that could be the start of ``stop``."""
-    for size in range(min(len(stop) - 1, len(text)), 0, -1):
-        if text.endswith(stop[:size]):
-            return size
-    return 0
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:

@@ -37,3 +37,12 @@ class PromptTooLongError(ModelError):
 
 class EngineStoppedError(ModelError):
     """The generation engine was shut down while a request was pending."""
+
+
+class GenerationFaultError(ModelError):
+    """One request's generation step failed (invalid numbers from the model, a decoding error); only
+    that request ends, the engine keeps serving the others."""
+
+
+class EngineStalledError(ModelError):
+    """The generation engine made no progress for too long; the waiting request gives up with this."""

@@ -8,7 +8,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,14 +47,21 @@ class GenerationResult:
 
 
 _DONE = object()
+HEALTH_CHECK_SECONDS = 0.5
+"""How often a waiting consumer asks the engine whether it is still making progress."""
 
 
 class RequestHandle:
-    """A submitted request: iterate it (sync or async) for text deltas, ``cancel()`` it, read ``result``."""
+    """A submitted request: iterate it (sync or async) for text deltas, ``cancel()`` it, read ``result``.
+
+    No wait is unbounded: while waiting, the consumer asks ``health`` (the engine) every
+    ``HEALTH_CHECK_SECONDS`` whether to give up, and raises the error it returns (after cancelling).
+    """
 
     _ids = itertools.count(1)
 
-    def __init__(self, request: GenerationRequest, prompt_ids: list[int]) -> None:
+    def __init__(self, request: GenerationRequest, prompt_ids: list[int],
+                 health: Callable[[], BaseException | None]) -> None:
         self.id = next(self._ids)
         self.request = request
         self.prompt_ids = prompt_ids
@@ -62,6 +69,7 @@ class RequestHandle:
         """When it was submitted: its timings (first token, total) count from here."""
         self.result: GenerationResult | None = None
         self.error: BaseException | None = None
+        self._health = health
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cancelled = threading.Event()
         self._finished = threading.Event()
@@ -86,6 +94,8 @@ class RequestHandle:
                 pass
 
     def _finish(self, result: GenerationResult | None, error: BaseException | None = None) -> None:
+        if self._finished.is_set():
+            return
         self.result, self.error = result, error
         self._finished.set()
         self._push(_DONE)
@@ -97,10 +107,23 @@ class RequestHandle:
             return None
         return item
 
+    def _check_health(self) -> None:
+        """Raise the engine's reason to give up, if it has one (the request is cancelled on the way out)."""
+        error = self._health()
+        if error is not None and not self._finished.is_set():
+            raise error
+
     def __iter__(self) -> Iterator[str]:
         with self._cancelled_unless_finished():
-            while (delta := self._take(self._events.get())) is not None:
+            while (delta := self._take(self._next_event_blocking())) is not None:
                 yield delta
+
+    def _next_event_blocking(self) -> Any:
+        while True:
+            try:
+                return self._events.get(timeout=HEALTH_CHECK_SECONDS)
+            except queue.Empty:
+                self._check_health()
 
     async def __aiter__(self) -> AsyncIterator[str]:
         self._loop = asyncio.get_running_loop()
@@ -117,7 +140,10 @@ class RequestHandle:
             try:
                 return self._events.get_nowait()
             except queue.Empty:
-                await self._wakeup.wait()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), HEALTH_CHECK_SECONDS)
+                except TimeoutError:
+                    self._check_health()
 
     @contextlib.contextmanager
     def _cancelled_unless_finished(self) -> Iterator[None]:
@@ -129,9 +155,19 @@ class RequestHandle:
                 self.cancel()
 
     def wait(self, timeout: float | None = None) -> GenerationResult:
-        """Block until finished; return the result or raise the request's error."""
-        if not self._finished.wait(timeout):
-            raise TimeoutError(f"request {self.id} still running after {timeout} s")
+        """Block until finished; return the result or raise the request's error (or the engine's reason
+        to give up: stopped, or no progress for its ``stall_seconds``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._finished.is_set():
+            left = HEALTH_CHECK_SECONDS if deadline is None else min(HEALTH_CHECK_SECONDS, deadline - time.monotonic())
+            if left <= 0:
+                raise TimeoutError(f"request {self.id} still running after {timeout} s")
+            if not self._finished.wait(left):
+                try:
+                    self._check_health()
+                except Exception:
+                    self.cancel()
+                    raise
         if self.error is not None:
             raise self.error
         assert self.result is not None

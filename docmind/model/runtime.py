@@ -1,4 +1,9 @@
-"""The process-wide model: loaded lazily once, served by one engine, exposed to LlamaIndex as ``Settings.llm``."""
+"""The process-wide model: loaded lazily once, served by one engine, exposed to LlamaIndex as ``Settings.llm``.
+
+The runtime is keyed by the resolved model directory and the requested quantization: asking for another
+model (or plan) shuts the old engine down and loads the new one. Loads, switches and unloads are
+serialised by one lock.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ log = logging.getLogger(__name__)
 class Runtime:
     """The loaded model, its engine and the LlamaIndex LLM over it."""
 
+    key: tuple[str, str]
+    """``runtime_key`` of the settings it was loaded for."""
     loaded: LoadedModel
     engine: GenerationEngine
     llm: EngineLLM
@@ -38,10 +45,24 @@ def model_ready(settings: Settings) -> bool:
     return True
 
 
+def runtime_key(settings: Settings) -> tuple[str, str]:
+    """What identifies a loaded runtime: the resolved model directory and the requested quantization.
+
+    (The plan's other inputs, such as the RAM free right now, must not make a loaded model reload.)
+    """
+    return str(resolve_model(settings).path.resolve()), settings.quantization
+
+
 def get_runtime(settings: Settings) -> Runtime:
-    """Load the model once per process (raises ``ModelNotDownloadedError`` etc. with what to do)."""
+    """The runtime of the model ``settings`` choose: loaded on first use, and loaded again (after
+    unloading the old one) when the settings choose another model or quantization. Raises
+    ``ModelNotDownloadedError`` etc. with what to do."""
     global _runtime
+    key = runtime_key(settings)
     with _lock:
+        if _runtime is not None and _runtime.key != key:
+            log.info("switching the model from %s to %s", _runtime.key, key)
+            _unload_locked()
         if _runtime is None:
             loaded = load_model(settings)
             window = loaded.choice.spec.context_window if loaded.choice.spec else None
@@ -50,7 +71,7 @@ def get_runtime(settings: Settings) -> Runtime:
             llm = EngineLLM(engine, model_name=loaded.choice.name, enable_thinking=True,
                             temperature=0.6 if thinks else 0.7, top_p=0.95 if thinks else 0.8)
             _set_llamaindex_llm(llm)
-            _runtime = Runtime(loaded, engine, llm)
+            _runtime = Runtime(key, loaded, engine, llm)
         return _runtime
 
 
@@ -71,10 +92,14 @@ def _set_llamaindex_llm(llm: EngineLLM | None) -> None:
 
 
 def unload() -> None:
-    """Stop the engine and drop the model (tests, or switching models)."""
-    global _runtime
+    """Stop the engine and drop the model."""
     with _lock:
-        if _runtime is not None:
-            _runtime.engine.shutdown()
-            _runtime = None
-            _set_llamaindex_llm(None)
+        _unload_locked()
+
+
+def _unload_locked() -> None:
+    global _runtime
+    if _runtime is not None:
+        _runtime.engine.shutdown()
+        _runtime = None
+        _set_llamaindex_llm(None)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from docmind.model.text import partial_suffix
+
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
 
@@ -50,7 +52,7 @@ class ThinkParser:
                 self._buffer = self._buffer[index + len(tag):]
                 self.in_thinking = not self.in_thinking
                 continue
-            keep = _partial_suffix(self._buffer, tag)
+            keep = partial_suffix(self._buffer, tag)
             if not self._seen_text and not self.in_thinking and OPEN_TAG.startswith(self._buffer.lstrip()):
                 keep = len(self._buffer)  # may still become a leading <think>
             self._emit(pieces, self._buffer[: len(self._buffer) - keep])
@@ -82,13 +84,6 @@ class ThinkParser:
             self._seen_text = True
             pieces.append(Piece(kind, text))
 
-
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest end of ``text`` that is a proper prefix of ``tag``."""
-    for size in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:size]):
-            return size
-    return 0
 
 
 def split_thinking(text: str, *, in_thinking: bool = False) -> tuple[str, str]:

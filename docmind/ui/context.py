@@ -7,104 +7,20 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from docmind.cache.documents import library_stats
 from docmind.cache.library import library_dir
 from docmind.config import Settings, load_settings, save_settings
-from docmind.model.errors import ModelError
 from docmind.model.hardware import detect_hardware
-from docmind.model.loading import check_model_files
-from docmind.model.registry import resolve_model
+from docmind.model.lifecycle import ModelPhase as ModelPhase  # re-exported: the tabs read the phase from here
+from docmind.model.lifecycle import ModelState
 from docmind.storage import Database, open_database
 from docmind.ui.imports import import_heavy_libraries
 from docmind.ui.ingest_queue import IngestQueue
 from docmind.ui.model_download import ModelDownload
 
 log = logging.getLogger(__name__)
-
-
-class ModelPhase(str, Enum):
-    MISSING = "missing"
-    LOADING = "loading"
-    READY = "ready"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """What the status line and the chat tab say about the model."""
-
-    phase: ModelPhase
-    name: str
-    detail: str = ""
-
-
-class ModelState:
-    """Loads the generation engine once, in a background thread, and reports its phase."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._switched = False
-        problem = self._files_problem()
-        self._status = ModelStatus(ModelPhase.MISSING, self._name(), problem) if problem else ModelStatus(
-            ModelPhase.LOADING, self._name(), "Loading the model…")
-
-    def _files_problem(self) -> str:
-        """Why the model cannot load (not downloaded, damaged), or "" when its files are on disk."""
-        try:
-            check_model_files(resolve_model(self._settings))
-        except ModelError as error:
-            return str(error)
-        return ""
-
-    def _name(self) -> str:
-        return str(self._settings.model_path or self._settings.model)
-
-    @property
-    def status(self) -> ModelStatus:
-        with self._lock:
-            return self._status
-
-    def _set(self, phase: ModelPhase, detail: str = "") -> None:
-        with self._lock:
-            self._status = ModelStatus(phase, self._name(), detail)
-
-    def use_settings(self, settings: Settings) -> None:
-        """Switch to other settings (a model folder the user picked, a finished download)."""
-        self._settings = settings
-        self._switched = True
-        self._set(ModelPhase.MISSING)
-
-    def start_loading(self) -> None:
-        """Load the model in a background thread when it is on disk; do nothing while a load runs."""
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-        problem = self._files_problem()
-        if problem:
-            self._set(ModelPhase.MISSING, problem)
-            return
-        self._set(ModelPhase.LOADING, "Loading the model…")
-        self._thread = threading.Thread(target=self._load, name="docmind-model-load", daemon=True)
-        self._thread.start()
-
-    def _load(self) -> None:
-        try:
-            import_heavy_libraries()
-            from docmind.model.runtime import get_runtime, unload
-
-            if self._switched:  # drop the model loaded under the earlier settings
-                self._switched = False
-                unload()
-            plan = get_runtime(self._settings).loaded.plan
-            self._set(ModelPhase.READY, f"{plan.device}, {plan.dtype}, quantization {plan.quantization}")
-        except Exception as error:  # shown to the user in the status line, never as a trace
-            log.exception("loading the model failed")
-            self._set(ModelPhase.FAILED, str(error))
 
 
 @dataclass
@@ -182,7 +98,7 @@ class AppContext:
         return cls(
             settings=settings,
             db=db,
-            model=ModelState(settings),
+            model=ModelState(settings, prepare=import_heavy_libraries),
             ingest=IngestQueue(settings, db, uploads),
             upload_dir=upload_dir,
             library_dir=uploads,

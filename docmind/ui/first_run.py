@@ -6,27 +6,19 @@ their sizes, free disk, a download with progress (bytes, speed, time left), paus
 from __future__ import annotations
 
 import html
-import shutil
 from pathlib import Path
 
 import gradio as gr
 
 from docmind.config import load_settings, save_settings
 from docmind.model import MODELS, ModelError, detect_hardware, recommend
+from docmind.model.download import free_disk_bytes, human_bytes
 from docmind.model.loading import check_model_files
 from docmind.model.registry import ModelChoice, models_dir, resolve_model
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import shows_errors
 from docmind.ui.model_download import DownloadPhase, DownloadState
 from docmind.ui.status import BUSY_SECONDS, StatusLine, poll_interval
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if count < 1000 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit in ("B", "KB") else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} TB"
 
 
 def human_duration(seconds: float | None) -> str:
@@ -37,13 +29,6 @@ def human_duration(seconds: float | None) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min left"
     return f"{seconds / 3600:.1f} h left"
-
-
-def free_disk(path: Path) -> int:
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
 
 
 def progress_html(state: DownloadState) -> str:
@@ -92,7 +77,7 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
 
     def disk_text() -> str:
         folder = models_dir(context.settings)
-        return f"Free disk space: **{human_bytes(free_disk(folder))}** (models are kept in `{folder}`)."
+        return f"Free disk space: **{human_bytes(free_disk_bytes(folder))}** (models are kept in `{folder}`)."
 
     with gr.Tab("Model", id="model") as tab:
         gr.Markdown("### The language model\nDocMind writes answers with a language model that runs on this "

@@ -5,7 +5,8 @@
   for LFS files, ``Content-Length``, ``Accept-Ranges``; ``Range`` requests answer 206.
 
 It counts the bytes it sends per file, can cut every response after ``cut_after`` bytes (a dropped
-connection), and can advertise a fake size (``fake_sizes``) to test the disk check.
+connection), can advertise a fake size (``fake_sizes``) to test the disk check, and can hold every file
+body until ``release`` is set (two downloads that surely overlap).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class FakeHub:
         self.requests: list[tuple[str, str, str | None]] = []
         self.cut_after: int | None = None
         self.fake_sizes: dict[str, int] = {}
+        self.release = threading.Event()
+        self.release.set()
+        self.file_gets = threading.Semaphore(0)
+        """Released once per file GET that has arrived (before its body is held or sent)."""
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -120,6 +125,8 @@ class FakeHub:
                 self.end_headers()
                 if not send_body:
                     return
+                hub.file_gets.release()
+                hub.release.wait(60)
                 body = data[start:]
                 if hub.cut_after is not None and len(body) > hub.cut_after:
                     self.wfile.write(body[: hub.cut_after])

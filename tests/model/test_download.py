@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
             cancel.set()
     try:
         report = download_model(args["repo"], Path(args["dest"]), progress=progress, cancel=cancel,
-                                retries=args.get("retries", 3))
+                                retries=args.get("retries", 3), lock_wait=args.get("lock_wait", 600))
         print(json.dumps({"ok": True, "report": vars(report), "progress": seen}))
     except ModelError as error:
         print(json.dumps({"ok": False, "error": type(error).__name__, "message": str(error), "progress": seen}))
@@ -97,8 +97,11 @@ def test_dropped_connection_resumes_on_next_run(hub: FakeHub, data_dir: Path) ->
     assert not (dest / "docmind-manifest.json").exists()
 
     cut, hub.cut_after = hub.cut_after, None
+    requests_before = len(hub.requests)
     second = _download(hub, data_dir)
     assert second["ok"] is True, second
+    resumed = [r for method, path, r in hub.requests[requests_before:] if method == "GET" and path.endswith(WEIGHTS)]
+    assert resumed == [f"bytes={cut}-"], "the next run asked only for the bytes after the partial file"
     refetched = hub.sent[WEIGHTS] - size
     assert refetched < 0.10 * size, f"re-downloaded {refetched} bytes of {size}"
     assert second["report"]["bytes_resumed"] >= cut
@@ -213,3 +216,55 @@ def test_a_changed_file_on_the_hub_is_fetched_again(hub: FakeHub, data_dir: Path
     dest = data_dir / "models" / "test-org--tiny-qwen3"
     assert (dest / "generation_config.json").read_bytes() == hub.files["generation_config.json"]
     assert _cli(hub, data_dir, "verify").returncode == 0
+
+
+def test_two_processes_downloading_the_same_model_take_turns(hub: FakeHub, data_dir: Path) -> None:
+    hub.release.clear()  # the first download holds its first file until both processes are running
+    first = subprocess.Popen([sys.executable, "-m", "docmind", "model", "download", "--json"],
+                             env=_env(hub, data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert hub.file_gets.acquire(timeout=120), "the first download started fetching (it holds the lock)"
+        second = subprocess.Popen([sys.executable, "-m", "docmind", "model", "download", "--json"],
+                                  env=_env(hub, data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = ""
+        for line in second.stderr:  # the second one says that it waits, while the first is held
+            waiting += line
+            if "already running" in line:
+                break
+        assert "A download of test-org/tiny-qwen3 is already running in another process" in waiting, waiting
+        hub.release.set()
+        out1, err1 = first.communicate(timeout=120)
+        out2, err2 = second.communicate(timeout=120)
+    finally:
+        hub.release.set()
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.kill()
+    assert first.returncode == 0, err1
+    assert second.returncode == 0, err2
+    done_first, done_second = json.loads(out1), json.loads(out2)
+    total = sum(len(b) for b in hub.files.values())
+    assert done_first["bytes_downloaded"] == total
+    assert done_second["bytes_downloaded"] == 0, "the second found every file done and verified"
+    assert hub.sent[WEIGHTS] == len(hub.files[WEIGHTS]), "each file was fetched once"
+    dest = Path(done_first["path"])
+    assert not list(dest.glob("*.part"))
+    verify = _cli(hub, data_dir, "verify", "--json")
+    assert verify.returncode == 0 and json.loads(verify.stdout)["ok"] is True
+
+
+def test_a_download_that_waits_too_long_for_another_gives_up_with_one_line(hub: FakeHub, data_dir: Path) -> None:
+    from filelock import FileLock
+
+    from docmind.model.download import download_lock_path
+
+    dest = data_dir / "models" / "test-org--tiny-qwen3"
+    dest.parent.mkdir(parents=True)
+    with FileLock(download_lock_path(dest)):  # another process's download holds the model
+        result = _download(hub, data_dir, lock_wait=1)
+    assert result["ok"] is False and result["error"] == "DownloadError"
+    assert result["message"].startswith("A download of test-org/tiny-qwen3 is already running in another process")
+    assert "\n" not in result["message"]
+    assert result["progress"] and all(p[0] == 0 for p in result["progress"]), "it reported the other's bytes"
+    assert not any("/resolve/" in path for _, path, _ in hub.requests), "it fetched nothing"
+    assert _download(hub, data_dir)["ok"] is True, "once the lock is free, the download runs"

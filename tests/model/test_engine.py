@@ -250,5 +250,5 @@ def test_submit_many_queues_nothing_when_one_prompt_cannot_fit(engine: Generatio
     passes = engine.prefill_passes
     with pytest.raises(PromptTooLongError):
         engine.submit_many([_greedy(chat_prompts[0]), _greedy([5] * (engine.context_window + 1))])
-    time.sleep(0.2)
-    assert engine.prefill_passes == passes and engine.active_requests == 0
+    engine.generate(_greedy(chat_prompts[1], n=1))  # the worker has taken everything queued before it
+    assert engine.prefill_passes == passes + 1, "only the later request was prefilled"

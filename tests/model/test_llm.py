@@ -60,15 +60,44 @@ async def test_concurrent_async_chats_are_batched(llm: EngineLLM) -> None:
     assert (await llm.acomplete("hello")).text
 
 
-async def test_react_agent_runs_on_the_engine(llm: EngineLLM) -> None:
+async def test_react_agent_answers_with_the_engine_s_text(llm: EngineLLM) -> None:
     from llama_index.core.agent.workflow import ReActAgent
-    from llama_index.core.workflow.errors import WorkflowRuntimeError
 
+    served: list = []  # every request the engine decodes, seen from inside the engine
+    llm.engine.on_logits = lambda handles, logits: served.extend(h for h in handles if h not in served)
     agent = ReActAgent(tools=[], llm=llm)
-    handler = agent.run("What is on page 3?", max_iterations=2)
+    result = await agent.run("What is on page 3?", max_iterations=2)
+    # The random model writes no "Thought:"/"Action:", so its first output is the final answer (STACK.md).
+    assert len(served) == 1, "one LLM call, through the shared engine"
+    generated = served[0].result
+    assert generated.completion_tokens > 0 and "What is on page 3?" in llm.engine.tokenizer.decode(
+        served[0].prompt_ids)
+    assert result.response.content.strip() == generated.text.strip()
+
+
+def test_every_wait_is_bounded_when_the_engine_hangs(loaded_tiny) -> None:
+    import threading
+
+    from docmind.model.errors import EngineStalledError
+
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, stall_seconds=1)
+    release = threading.Event()
+    engine.on_logits = lambda handles, logits: release.wait(60)  # a step that never ends
+    llm = EngineLLM(engine, model_name="tiny", temperature=0.0, max_new_tokens=4)
     try:
-        result = await handler
-        assert isinstance(str(result), str)
-    except WorkflowRuntimeError:
-        pass  # a random model's output may not parse; the call path is what is exercised
-    assert llm.engine.peak_batch >= 1
+        with pytest.raises(EngineStalledError, match="produced nothing"):
+            llm.chat(MESSAGES)
+        with pytest.raises(EngineStalledError):
+            list(llm.stream_chat(MESSAGES))
+
+        async def astream() -> str:
+            return "".join([c.delta async for c in await llm.astream_chat(MESSAGES)])
+
+        with pytest.raises(EngineStalledError):
+            asyncio.run(astream())
+        engine.on_logits = None
+        release.set()
+        assert llm.chat(MESSAGES).raw["completion_tokens"] == 4, "the engine serves again once the step ends"
+    finally:
+        release.set()
+        engine.shutdown()
