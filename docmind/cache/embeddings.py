@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from docmind._weights_lock import weights_load_lock
 
 
 if TYPE_CHECKING:
@@ -57,9 +58,6 @@ def embed_model_identity(path: Path) -> str:
     return f"{path.name}:{digest.hexdigest()[:16]}"
 
 
-_load_lock = threading.Lock()
-
-
 @lru_cache(maxsize=2)
 def _load(path: str) -> BaseEmbedding:
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
@@ -75,5 +73,5 @@ def _load(path: str) -> BaseEmbedding:
 
 def load_embed_model(path: Path) -> BaseEmbedding:
     """The embedding model in ``path``, loaded once per process (torch is imported here, not before)."""
-    with _load_lock:
+    with weights_load_lock:
         return _load(str(path))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docmind._weights_lock import weights_load_lock
 from docmind.config import Settings
 from docmind.model.errors import ModelCorruptError, ModelNotDownloadedError
 from docmind.model.hardware import Hardware, LoadPlan, check_memory, detect_hardware, plan_for
@@ -235,33 +236,34 @@ def load_model(settings: Settings, *, hardware: Hardware | None = None, plan: Lo
     import torch
     from llama_index.llms.huggingface import HuggingFaceLLM
 
-    cache = quantized_cache_path(settings, choice, plan) if plan.quantization != "none" else None
-    model, cache_hit = None, False
-    if cache is not None and cache.is_file():
+    with weights_load_lock:  # another load at the same time would mix dtypes (see _weights_lock)
+        cache = quantized_cache_path(settings, choice, plan) if plan.quantization != "none" else None
+        model, cache_hit = None, False
+        if cache is not None and cache.is_file():
+            try:
+                model, cache_hit = _model_from_cache(choice.path, cache, plan), True
+            except Exception as error:  # noqa: BLE001 - a stale or damaged cache is rebuilt
+                log.warning("quantized cache %s unusable (%s); quantizing again", cache, error)
+                cache.unlink(missing_ok=True)
+        config_window = json.loads((choice.path / "config.json").read_text()).get("max_position_embeddings") or 32768
+        window = min(choice.spec.context_window, config_window) if choice.spec else config_window
         try:
-            model, cache_hit = _model_from_cache(choice.path, cache, plan), True
-        except Exception as error:  # noqa: BLE001 - a stale or damaged cache is rebuilt
-            log.warning("quantized cache %s unusable (%s); quantizing again", cache, error)
-            cache.unlink(missing_ok=True)
-    config_window = json.loads((choice.path / "config.json").read_text()).get("max_position_embeddings") or 32768
-    window = min(choice.spec.context_window, config_window) if choice.spec else config_window
-    try:
-        llm = HuggingFaceLLM(
-            model_name=str(choice.path), tokenizer_name=str(choice.path), model=model,
-            device_map=_torch_device(plan) if plan.device != "cpu" else "auto",
-            model_kwargs={"dtype": getattr(torch, plan.dtype), "local_files_only": True},
-            tokenizer_kwargs={"local_files_only": True},  # offline from here on, like HF_HUB_OFFLINE=1
-            context_window=window, is_chat_model=True,
-            messages_to_prompt=lambda messages: "\n".join(f"{m.role.value}: {m.content}" for m in messages),
-        )
-    except (OSError, ValueError, RuntimeError) as error:
-        raise ModelCorruptError(f"Could not load the model from {choice.path}: {error}. "
-                                f"{_repair_hint(choice)}") from error
-    model, tokenizer = llm._model, llm._tokenizer
-    if cache is not None and not cache_hit:
-        quantize_model(model, plan.quantization)
-        _save_cache(model, cache)
-        _return_freed_memory()
+            llm = HuggingFaceLLM(
+                model_name=str(choice.path), tokenizer_name=str(choice.path), model=model,
+                device_map=_torch_device(plan) if plan.device != "cpu" else "auto",
+                model_kwargs={"dtype": getattr(torch, plan.dtype), "local_files_only": True},
+                tokenizer_kwargs={"local_files_only": True},  # offline from here on, like HF_HUB_OFFLINE=1
+                context_window=window, is_chat_model=True,
+                messages_to_prompt=lambda messages: "\n".join(f"{m.role.value}: {m.content}" for m in messages),
+            )
+        except (OSError, ValueError, RuntimeError) as error:
+            raise ModelCorruptError(f"Could not load the model from {choice.path}: {error}. "
+                                    f"{_repair_hint(choice)}") from error
+        model, tokenizer = llm._model, llm._tokenizer
+        if cache is not None and not cache_hit:
+            quantize_model(model, plan.quantization)
+            _save_cache(model, cache)
+            _return_freed_memory()
     if cache is not None and plan.device == "cpu":
         _reuse_freed_memory()
     model.eval()
