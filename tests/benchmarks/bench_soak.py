@@ -74,12 +74,20 @@ def serve(port: int) -> None:
                              "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))] * 1000, 1)})
 
     def fault() -> JSONResponse:
-        from docmind.model.runtime import current_runtime
+        """Poison (NaN) the logits of every request whose prompt holds FAULT_MARK, through the engine's test hook."""
+        from docmind.model.runtime import get_runtime
 
-        runtime = current_runtime()
-        if runtime is None:
-            return JSONResponse({"armed": False})
-        runtime.engine.inject_fault(lambda request: FAULT_MARK in request.prompt_text)
+        engine = get_runtime(app.context.model.settings).engine
+        marked: dict[int, bool] = {}
+
+        def poison(handles: list, logits: object) -> None:
+            for row, handle in enumerate(handles):
+                if handle.id not in marked:
+                    marked[handle.id] = FAULT_MARK in engine.tokenizer.decode(handle.prompt_ids)
+                if marked[handle.id]:
+                    logits[row] = float("nan")
+
+        engine.on_logits = poison
         return JSONResponse({"armed": True})
 
     def switch(path: str) -> JSONResponse:
@@ -260,7 +268,7 @@ def run(minutes: float, fault_every: float) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="docmind-soak-"))
     model_a = build_tiny_qwen3(work / "model-a")
-    model_b = build_tiny_qwen3(work / "model-b", hidden_size=96, layers=3)
+    model_b = build_tiny_qwen3(work / "model-b", hidden_size=96, num_hidden_layers=3)
     corpus = work / "corpus"
     corpus.mkdir()
     rng = random.Random(1)
