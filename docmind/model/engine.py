@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +132,7 @@ class GenerationEngine:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._submitted: weakref.WeakSet[RequestHandle] = weakref.WeakSet()
         self.peak_batch = 0
         """The most requests decoded in one step so far."""
         self.prefill_passes = 0
@@ -167,6 +169,7 @@ class GenerationEngine:
             if self._stopped:
                 raise EngineStoppedError("The generation engine has been shut down.")
             self._ensure_thread()
+            self._submitted.update(handles)
             self._incoming.put(handles)
         return handles
 
@@ -197,8 +200,12 @@ class GenerationEngine:
         async for delta in self.submit(request):
             yield delta
 
-    def shutdown(self) -> None:
-        """Stop the worker; unfinished requests end with ``EngineStoppedError``."""
+    def shutdown(self, drain_seconds: float = 0.0) -> None:
+        """Stop the worker once the requests already submitted have finished, waiting at most
+        ``drain_seconds``; those still unfinished then end with ``EngineStoppedError``."""
+        deadline = time.monotonic() + drain_seconds
+        while any(not handle.finished for handle in list(self._submitted)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         with self._lock:
             self._stopped = True
             thread = self._thread

@@ -80,6 +80,10 @@ class RequestHandle:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
     def cancel(self) -> None:
         """Stop generating; the engine frees this request's batch slot at its next step."""
         self._cancelled.set()

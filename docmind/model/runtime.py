@@ -32,6 +32,9 @@ class Runtime:
     llm: EngineLLM
 
 
+SWITCH_DRAIN_SECONDS = 30.0
+"""On a switch or unload, answers already being written get this long to finish on the old model."""
+
 _lock = threading.Lock()
 _runtime: Runtime | None = None
 
@@ -100,6 +103,6 @@ def unload() -> None:
 def _unload_locked() -> None:
     global _runtime
     if _runtime is not None:
-        _runtime.engine.shutdown()
+        _runtime.engine.shutdown(drain_seconds=SWITCH_DRAIN_SECONDS)
         _runtime = None
         _set_llamaindex_llm(None)

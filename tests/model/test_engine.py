@@ -252,3 +252,20 @@ def test_submit_many_queues_nothing_when_one_prompt_cannot_fit(engine: Generatio
         engine.submit_many([_greedy(chat_prompts[0]), _greedy([5] * (engine.context_window + 1))])
     engine.generate(_greedy(chat_prompts[1], n=1))  # the worker has taken everything queued before it
     assert engine.prefill_passes == passes + 1, "only the later request was prefilled"
+
+
+def test_shutdown_lets_running_requests_finish_within_the_drain_time(loaded_tiny, chat_prompts) -> None:
+    """A model switch shuts the old engine down with a drain: answers being written still end normally."""
+    from docmind.model.errors import EngineStoppedError
+
+    engine = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer)
+    running = engine.submit(GenerationRequest(chat_prompts[0], max_new_tokens=40, stop_token_ids=(-1,)))
+    engine.shutdown(drain_seconds=60)
+    assert running.result is not None and running.result.finish_reason == "length"
+    assert running.result.completion_tokens == 40
+
+    cut = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer)
+    endless = cut.submit(GenerationRequest(chat_prompts[1], max_new_tokens=100_000, stop_token_ids=(-1,)))
+    cut.shutdown(drain_seconds=0.3)
+    with pytest.raises(EngineStoppedError):
+        endless.wait()
