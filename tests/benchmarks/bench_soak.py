@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+from collections import Counter
 import random
 import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -40,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 CLIENTS = 5
 TURNS_PER_CHAT = 6
+SERVER_LOG = ROOT / "tests" / "artifacts" / "soak-server.log"
+"""The server's log of the last run (the run's own temp folder is removed)."""
 FAULT_MARK = "SOAK-FAULT"
 """A question holding this text is the one whose generation the armed fault poisons."""
 WORDS = ("warranty repairs returns invoice shipping battery charger screen keyboard manual support "
@@ -68,7 +73,12 @@ def serve(port: int) -> None:
 
     async def lag() -> JSONResponse:
         if not hasattr(lag, "task"):
-            lag.task = asyncio.get_running_loop().create_task(monitor())
+            loop = asyncio.get_running_loop()
+            lag.task = loop.create_task(monitor())
+            if os.environ.get("SOAK_ASYNCIO_DEBUG"):  # names each callback that holds the loop > 0.1 s
+                logging.basicConfig(level=logging.WARNING)
+                loop.set_debug(True)
+                loop.slow_callback_duration = 0.1
         ordered = sorted(lags) or [0.0]
         return JSONResponse({"samples": len(lags), "max_ms": round(ordered[-1] * 1000, 1),
                              "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))] * 1000, 1)})
@@ -86,6 +96,7 @@ def serve(port: int) -> None:
                     marked[handle.id] = FAULT_MARK in engine.tokenizer.decode(handle.prompt_ids)
                 if marked[handle.id]:
                     logits[row] = float("nan")
+                    engine.on_logits = None  # one fault per arming
 
         engine.on_logits = poison
         return JSONResponse({"armed": True})
@@ -164,8 +175,8 @@ def chat_client(url: str, index: int, deadline: float, tally: Tally, fault_due: 
             (tally.failed_injected if injected else tally.failed).append(str((final or {}).get("error")))
             session = (final or {}).get("session") or session
         turns += 1
-        if turns % TURNS_PER_CHAT == 0:
-            session = ""
+        if injected or turns % TURNS_PER_CHAT == 0:
+            session = ""  # a fault-marked question must not reach later prompts through the chat's history
 
 
 def sessions_poller(url: str, deadline: float, tally: Tally) -> None:
@@ -287,7 +298,6 @@ def run(minutes: float, fault_every: float) -> dict:
     try:
         url = _await_url(server, log_path)
         _http(url + "soak/lag")
-        _http(url)  # the first page view starts the model load
         _wait_ready(url, str(model_a))
         return _load_phase(url, server.pid, env, corpus, data, model_a, model_b, minutes, fault_every)
     finally:
@@ -296,6 +306,9 @@ def run(minutes: float, fault_every: float) -> dict:
             server.wait(20)
         except subprocess.TimeoutExpired:
             server.kill()
+        SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log_path, SERVER_LOG)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _await_url(server: subprocess.Popen, log_path: Path) -> str:
@@ -355,7 +368,7 @@ def _load_phase(url: str, pid: int, env: dict[str, str], corpus: Path, data: Pat
         "turns_failed": len(tally.failed),
         "turns_failed_injected": len(tally.failed_injected),
         "faults_armed": tally.faults_armed,
-        "failures": tally.failed[:5],
+        "failures": dict(Counter(tally.failed).most_common(5)),
         "longest_wait_s": round(max(tally.waits, default=0), 2),
         "sessions_calls": len(sessions),
         "sessions_p99_ms": round(sessions[int(0.99 * (len(sessions) - 1))], 1) if sessions else None,
@@ -376,8 +389,9 @@ def _load_phase(url: str, pid: int, env: dict[str, str], corpus: Path, data: Pat
         "0_hangs(longest_wait<60s)": report["longest_wait_s"] < 60,
         "event_loop_lag_p99<100ms": lag["p99_ms"] < 100,
         "rss_growth<10%": growth is not None and growth < 0.10,
-        "fds_flat(+-10)": abs(end_sample["fds"] - start_sample["fds"]) <= 10,
-        "threads_flat(+-5)": abs(end_sample["threads"] - start_sample["threads"]) <= 5,
+        # Gradio's and the engine's thread pools start on first use, so "flat" counts from after warm-up.
+        "fds_flat_after_warm_up(+-10)": bool(warm_sample) and abs(end_sample["fds"] - warm_sample["fds"]) <= 10,
+        "threads_flat_after_warm_up(+-5)": bool(warm_sample) and abs(end_sample["threads"] - warm_sample["threads"]) <= 5,
         "integrity_ok": stored["integrity"] == "ok",
     }
     return report
