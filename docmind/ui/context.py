@@ -81,8 +81,8 @@ class AppContext:
     def model_downloaded(self, hub_id: str) -> None:
         """After a download: remember the model in config.toml and load it (unless the environment pins another)."""
         if hub_id != self.settings.model:
-            save_settings(model=hub_id)
-        settings = load_settings()
+            save_settings(self.settings.data_dir, model=hub_id)
+        settings = load_settings(data_dir=self.settings.data_dir)
         if str(settings.model_path or settings.model) != hub_id:
             log.warning("downloaded %s, but DOCMIND_MODEL/DOCMIND_MODEL_PATH choose %s", hub_id,
                         settings.model_path or settings.model)
