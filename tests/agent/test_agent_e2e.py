@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -259,3 +260,28 @@ def test_messages_stored_without_a_count_are_counted_once(db_path, tiny):
     assert store.chat_log.messages("s")[0].tokens == tiny.count_tokens("asked before any model was downloaded")
     memory.get()
     assert len(counted) == 1
+
+
+def test_ask_reports_a_failed_turn_in_one_line_and_keeps_the_question(settings_with_library, tiny_model_dir,
+                                                                      tmp_path):
+    """A model whose weights are all NaN: the engine fails the request, the turn ends in TurnFailed, and
+    ``docmind ask`` says so on one line (exit 1) while the question stays stored."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "nan-model"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = broken / "model.safetensors"
+    save_file({name: torch.full_like(t, float("nan")) for name, t in load_file(weights).items()}, weights,
+              metadata={"format": "pt"})
+    data_dir = settings_with_library.data_dir
+    result = subprocess.run(
+        [sys.executable, "-m", "docmind", "ask", "--new-session", "--json", "What does the report say?"],
+        env=_docmind_env(data_dir, broken, ANSWER_TOKENS), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("docmind: error: ") and "NaN" in error and "kept in session" in error
+    log = ChatLog(data_dir / "docmind.db")
+    (session,) = log.sessions()
+    assert log.messages(session.id)[0].content == "What does the report say?"
