@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MIN_REUSED_TOKENS = 16
+MAX_ENTRIES = 32
+"""Histories kept at most (the most recently used): a few per chat that is active now is all reuse needs.
+Without it a small model's cache held thousands (a 20-minute soak grew the app by 1.6 GB) and every
+lookup compared the prompt with each of them."""
 
 
 @dataclass
@@ -51,7 +55,7 @@ class PrefixCache:
         for key in [k for k, e in self.entries.items() if ids[: len(e.ids)] == e.ids]:
             del self.entries[key]  # superseded by this longer history
         self.entries[next(self._keys)] = PrefixEntry(ids, kv, nbytes)
-        while sum(e.nbytes for e in self.entries.values()) > self.budget_bytes:
+        while len(self.entries) > MAX_ENTRIES or sum(e.nbytes for e in self.entries.values()) > self.budget_bytes:
             self.entries.popitem(last=False)
 
 

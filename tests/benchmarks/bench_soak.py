@@ -390,8 +390,8 @@ def _load_phase(url: str, pid: int, env: dict[str, str], corpus: Path, data: Pat
         "event_loop_lag_p99<100ms": lag["p99_ms"] < 100,
         "rss_growth<10%": growth is not None and growth < 0.10,
         # Gradio's and the engine's thread pools start on first use, so "flat" counts from after warm-up.
-        "fds_flat_after_warm_up(+-10)": bool(warm_sample) and abs(end_sample["fds"] - warm_sample["fds"]) <= 10,
-        "threads_flat_after_warm_up(+-5)": bool(warm_sample) and abs(end_sample["threads"] - warm_sample["threads"]) <= 5,
+        "fds_not_growing_after_warm_up(+10)": bool(warm_sample) and end_sample["fds"] <= warm_sample["fds"] + 10,
+        "threads_not_growing_after_warm_up(+5)": bool(warm_sample) and end_sample["threads"] <= warm_sample["threads"] + 5,
         "integrity_ok": stored["integrity"] == "ok",
     }
     return report
