@@ -6,15 +6,15 @@ reuse the KV cache of an earlier prompt with the same start (such as the previou
 chat) runs on its own, from the end of the reused part. While other requests are decoding, prefill
 advances about ``prefill_chunk`` tokens between their steps. A new row's KV is left-padded to the
 batch length. Every step decodes one token for all rows at once. A row leaves when it stops, hits
-``max_new_tokens``, is cancelled or fails, and its KV is kept for the next turn.
-
-A request's ``thinking_budget`` bounds its thought: a row counts the tokens it generates inside
-``<think>`` (the prompt may already have opened it, as Qwen3-Thinking-2507's template does), and when
-the count reaches the budget its next steps feed a closing sentence and ``</think>`` (one forced token
-per step, so the batch keeps its shape) instead of sampled tokens; then the answer follows. This is
-the budget control Qwen documents for its thinking models. This is static
+``max_new_tokens``, is cancelled or fails, and its KV is kept for the next turn. This is static
 batching with rows joining and leaving (measured 4.7x decode at batch 5 on CPU, against 2.3x for
 transformers' continuous batching, STACK.md).
+
+A request's ``thinking_budget`` bounds its thought (the budget control Qwen documents for its thinking
+models): a row counts the tokens it generates inside ``<think>`` (the prompt may already have opened
+it, as Qwen3-Thinking-2507's template does), and when the count reaches the budget its next steps feed
+a closing sentence and ``</think>`` instead of sampled tokens, one per step so the batch keeps its
+shape (21 steps with Qwen3's tokenizer); then the model writes the answer.
 
 On CPU the model's decode-step attention runs as plain matmuls (``attention.py``), and the KV cache
 grows in place (``kv.py``). Both matter most for long prompts.
