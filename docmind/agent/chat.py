@@ -49,7 +49,7 @@ from docmind.agent.turns import SessionLock, TurnRecorder
 from docmind.cache.retrieval import Searcher
 from docmind.config import Settings, load_settings
 from docmind.model.errors import ModelError
-from docmind.model.thinking import split_thinking
+from docmind.model.thinking import split_thinking, thinking_budget
 from docmind.storage import open_database
 from docmind.storage.chat import SQLiteChatStore
 
@@ -118,7 +118,6 @@ def load_model_handle(settings: Settings, *, enable_thinking: bool = True) -> Mo
     think block (also for a model that always thinks).
     """
     from docmind.model.runtime import get_runtime
-    from docmind.model.thinking import thinking_budget
 
     runtime = get_runtime(settings)
     engine = runtime.engine
