@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     model_path: Path | None = None
     quantization: str = "auto"  # auto | none | int8-weight | int8-dynamic | int4-weight (TorchAO)
     max_new_tokens: int | None = None  # cap on tokens generated per model call (None: the model layer's default)
+    # tokens the model may think per call before its answer is forced (None: about 20 s at this machine's
+    # decode speed, see docmind.model.thinking.thinking_budget; 0: never think)
+    thinking_budget: int | None = Field(default=None, ge=0)
     embed_model_path: Path | None = None
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000

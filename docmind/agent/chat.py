@@ -49,7 +49,7 @@ from docmind.agent.turns import SessionLock, TurnRecorder
 from docmind.cache.retrieval import Searcher
 from docmind.config import Settings, load_settings
 from docmind.model.errors import ModelError
-from docmind.model.thinking import split_thinking
+from docmind.model.thinking import split_thinking, thinking_budget
 from docmind.storage import open_database
 from docmind.storage.chat import SQLiteChatStore
 
@@ -113,13 +113,15 @@ class ModelHandle:
 def load_model_handle(settings: Settings, *, enable_thinking: bool = True) -> ModelHandle:
     """The shared engine as a ``ModelHandle``; raises ``ModelNotDownloadedError`` when no model is on disk.
 
-    The LLM is this handle's own copy (same engine), so its options never change another caller's.
+    The LLM is this handle's own copy (same engine), so its options never change another caller's. Its
+    thoughts are bounded by ``thinking_budget(settings)``; without thinking the prompt ends in an empty
+    think block (also for a model that always thinks).
     """
     from docmind.model.runtime import get_runtime
 
     runtime = get_runtime(settings)
     engine = runtime.engine
-    options: dict[str, Any] = {"enable_thinking": enable_thinking}
+    options: dict[str, Any] = {"enable_thinking": enable_thinking, "thinking_budget": thinking_budget(settings).tokens}
     if settings.max_new_tokens:
         options["max_new_tokens"] = settings.max_new_tokens
     return ModelHandle(

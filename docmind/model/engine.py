@@ -10,6 +10,12 @@ batch length. Every step decodes one token for all rows at once. A row leaves wh
 batching with rows joining and leaving (measured 4.7x decode at batch 5 on CPU, against 2.3x for
 transformers' continuous batching, STACK.md).
 
+A request's ``thinking_budget`` bounds its thought (the budget control Qwen documents for its thinking
+models): a row counts the tokens it generates inside ``<think>`` (the prompt may already have opened
+it, as Qwen3-Thinking-2507's template does), and when the count reaches the budget its next steps feed
+a closing sentence and ``</think>`` instead of sampled tokens, one per step so the batch keeps its
+shape (21 steps with Qwen3's tokenizer); then the model writes the answer.
+
 On CPU the model's decode-step attention runs as plain matmuls (``attention.py``), and the KV cache
 grows in place (``kv.py``). Both matter most for long prompts.
 """
@@ -31,6 +37,7 @@ from docmind.model.errors import EngineStalledError, EngineStoppedError, Generat
 from docmind.model.prefix_cache import PrefixCache
 from docmind.model.requests import GenerationRequest, GenerationResult, RequestHandle
 from docmind.model.text import partial_suffix
+from docmind.model.thinking import CLOSE_TAG, OPEN_TAG, thinking_closing
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,12 @@ class _Row:
     finish_reason: str | None = None
     error: BaseException | None = None
     """Set when this row failed alone (invalid logits, a decoding error); it leaves with this error."""
+    in_thinking: bool = False
+    """Inside a ``<think>`` block now (the prompt may have opened it)."""
+    thinking_tokens: int = 0
+    forced: list[int] = field(default_factory=list)
+    """Tokens to feed next instead of sampling: the closing of a thought cut by the thinking budget."""
+    thinking_cut: bool = False
 
     @property
     def length(self) -> int:
@@ -123,6 +136,8 @@ class GenerationEngine:
         config_window = getattr(model.config, "max_position_embeddings", None) or 32768
         self.context_window = min(context_window or config_window, config_window)
         self.default_stop_ids = _stop_ids(model, tokenizer)
+        self._think_ids = _think_ids(tokenizer)
+        """The ids of ``<think>`` and ``</think>`` when they are single tokens (else no thinking budget)."""
         self._prefix = PrefixCache(prefix_cache_bytes)
         self._incoming: queue.SimpleQueue[list[RequestHandle] | None] = queue.SimpleQueue()
         self._pending: collections.deque[RequestHandle] = collections.deque()
@@ -174,6 +189,8 @@ class GenerationEngine:
         return handles
 
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        if request.thinking_budget is not None and request.thinking_budget < 0:
+            raise ValueError(f"The thinking budget must be 0 or more tokens, not {request.thinking_budget}.")
         ids = self.tokenize(request.prompt)
         if not ids:
             raise ValueError("The prompt is empty.")
@@ -374,9 +391,39 @@ class GenerationEngine:
         generator = None
         if request.temperature > 0:
             generator = torch.Generator().manual_seed(request.seed if request.seed is not None else handle.id)
-        return _Row(handle=handle, stop_ids=frozenset(request.stop_token_ids or self.default_stop_ids),
-                    cached_ids=list(handle.prompt_ids), detok=_Detokenizer(self.tokenizer), generator=generator,
-                    started=handle.submitted_at)
+        row = _Row(handle=handle, stop_ids=frozenset(request.stop_token_ids or self.default_stop_ids),
+                   cached_ids=list(handle.prompt_ids), detok=_Detokenizer(self.tokenizer), generator=generator,
+                   started=handle.submitted_at, in_thinking=self._opens_thought(handle.prompt_ids))
+        self._check_thinking_budget(row)
+        return row
+
+    def _opens_thought(self, prompt_ids: list[int]) -> bool:
+        """Whether the prompt ends inside a ``<think>`` block it opened (only whitespace after the tag)."""
+        if self._think_ids is None:
+            return False
+        open_id, close_id = self._think_ids
+        tail = prompt_ids[-8:]
+        last = max((i for i, token in enumerate(tail) if token in (open_id, close_id)), default=-1)
+        return last >= 0 and tail[last] == open_id and not self.tokenizer.decode(tail[last + 1:]).strip()
+
+    def _check_thinking_budget(self, row: _Row) -> None:
+        """Queue the closing of the thought when the row has thought as long as its budget allows."""
+        budget = row.handle.request.thinking_budget
+        if budget is not None and row.in_thinking and not row.forced and row.thinking_tokens >= budget:
+            row.forced = self.tokenize(thinking_closing(budget))
+            row.thinking_cut = True
+
+    def _track_thinking(self, row: _Row, token: int, forced: bool) -> None:
+        if self._think_ids is None:
+            return
+        open_id, close_id = self._think_ids
+        if token == open_id:
+            row.in_thinking = True
+        elif token == close_id:
+            row.in_thinking = False
+        elif row.in_thinking and not forced:
+            row.thinking_tokens += 1
+        self._check_thinking_budget(row)
 
     def _prefill_pass(self, prefill: _Prefill, budget: int | None) -> int:
         """Run one forward pass over prompt tokens: up to ``budget`` of a single row (all if None), or a
@@ -476,8 +523,11 @@ class GenerationEngine:
                     "Send the message again; if it keeps happening, choose another quantization or model."))
                 continue
             try:
-                self._accept_token(row, greedy[i] if row.handle.request.temperature <= 0
-                                   else self._sample(logits[i], row))
+                if row.forced:
+                    self._accept_token(row, row.forced.pop(0), forced=True)
+                else:
+                    self._accept_token(row, greedy[i] if row.handle.request.temperature <= 0
+                                       else self._sample(logits[i], row))
             except Exception as error:  # noqa: BLE001 - a decoding error ends this request only
                 log.exception("request %s: taking the next token failed", row.handle.id)
                 self._fail_row(row, GenerationFaultError(f"Generation failed for this request ({error!r})."))
@@ -530,7 +580,8 @@ class GenerationEngine:
             completion_tokens=len(row.generated), finish_reason=reason, token_ids=tuple(row.generated),
             cached_prompt_tokens=row.cached_prompt_tokens,
             first_token_seconds=None if row.first_token_at is None else row.first_token_at - row.started,
-            seconds=time.perf_counter() - row.started)
+            seconds=time.perf_counter() - row.started, thinking_tokens=row.thinking_tokens,
+            thinking_cut=row.thinking_cut)
 
     def _sample(self, logits: Any, row: _Row) -> int:
         import torch
@@ -546,12 +597,13 @@ class GenerationEngine:
             probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
         return int(torch.multinomial(probs.cpu(), 1, generator=row.generator))
 
-    def _accept_token(self, row: _Row, token: int) -> None:
-        """Record a sampled token, stream the text it completes, and decide whether the row stops."""
+    def _accept_token(self, row: _Row, token: int, forced: bool = False) -> None:
+        """Record a sampled (or ``forced``) token, stream the text it completes, and decide whether the row stops."""
         if row.first_token_at is None:
             row.first_token_at = time.perf_counter()
         row.generated.append(token)
         row.next_token = token
+        self._track_thinking(row, token, forced)
         request = row.handle.request
         if token in row.stop_ids:
             row.finish_reason = "stop"
@@ -572,6 +624,13 @@ class GenerationEngine:
         if end > row.emitted:
             row.handle._push(text[row.emitted:end])
             row.emitted = end
+
+
+def _think_ids(tokenizer: Any) -> tuple[int, int] | None:
+    ids = [tokenizer.convert_tokens_to_ids(tag) for tag in (OPEN_TAG, CLOSE_TAG)]
+    if all(isinstance(i, int) and i != tokenizer.unk_token_id for i in ids):
+        return ids[0], ids[1]
+    return None
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:

@@ -4,6 +4,8 @@ Chat calls apply the model's chat template (with ``enable_thinking``); the async
 the event loop, so concurrent sessions (for example one ``ReActAgent`` per chat) batch in the engine.
 When the template already opened ``<think>`` in the prompt (Qwen3-Thinking-2507), the streamed text
 starts with ``<think>\\n`` so callers always see balanced tags; ``ThinkParser`` splits them.
+``enable_thinking=False`` always ends the prompt with an empty think block, also for a template that
+ignores the flag, and ``thinking_budget`` bounds the thought (the engine closes it at that many tokens).
 """
 
 from __future__ import annotations
@@ -27,14 +29,21 @@ from llama_index.core.llms.custom import CustomLLM
 from pydantic import Field, PrivateAttr
 
 from docmind.model.engine import GenerationEngine, GenerationRequest, RequestHandle
-from docmind.model.thinking import OPEN_TAG
+from docmind.model.thinking import EMPTY_THOUGHT, OPEN_TAG
 
 
 def chat_prompt(tokenizer: Any, messages: Sequence[ChatMessage], *, enable_thinking: bool = True) -> str:
-    """Render ``messages`` with the model's chat template, ending with the assistant's turn."""
+    """Render ``messages`` with the model's chat template, ending with the assistant's turn.
+
+    Without thinking, a template that opens ``<think>`` anyway (Qwen3-Thinking-2507 always does) gets
+    that block closed empty, as Qwen3's hybrid template does itself: the model goes straight to the answer.
+    """
     rendered = [{"role": _role(m.role), "content": m.content or ""} for m in messages]
-    return tokenizer.apply_chat_template(rendered, tokenize=False, add_generation_prompt=True,
-                                         enable_thinking=enable_thinking)
+    prompt = tokenizer.apply_chat_template(rendered, tokenize=False, add_generation_prompt=True,
+                                           enable_thinking=enable_thinking)
+    if not enable_thinking and prompt.rstrip().endswith(OPEN_TAG):
+        prompt = prompt.rstrip()[: -len(OPEN_TAG)] + EMPTY_THOUGHT
+    return prompt
 
 
 def _role(role: MessageRole) -> str:
@@ -44,7 +53,7 @@ def _role(role: MessageRole) -> str:
 
 class EngineLLM(CustomLLM):
     """LlamaIndex LLM over the shared engine. Per-call kwargs: temperature, top_p, max_new_tokens, stop,
-    enable_thinking."""
+    enable_thinking, thinking_budget."""
 
     model_name: str = Field(default="docmind", description="The model's hub id or local path.")
     context_window: int = Field(default=32768)
@@ -52,6 +61,7 @@ class EngineLLM(CustomLLM):
     temperature: float = Field(default=0.6)
     top_p: float = Field(default=0.95)
     enable_thinking: bool = Field(default=True)
+    thinking_budget: int | None = Field(default=None, description="Most thinking tokens per call (None: unlimited).")
     stop: list[str] = Field(default_factory=list)
     _engine: GenerationEngine = PrivateAttr()
 
@@ -87,6 +97,7 @@ class EngineLLM(CustomLLM):
             top_p=kwargs.get("top_p", self.top_p),
             stop=tuple(kwargs.get("stop") or self.stop),
             seed=kwargs.get("seed"),
+            thinking_budget=kwargs.get("thinking_budget", self.thinking_budget),
         )
 
     def _format(self, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> str:
@@ -105,7 +116,8 @@ class EngineLLM(CustomLLM):
             return {}
         return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                 "cached_prompt_tokens": result.cached_prompt_tokens, "finish_reason": result.finish_reason,
-                "first_token_seconds": result.first_token_seconds, "seconds": result.seconds}
+                "first_token_seconds": result.first_token_seconds, "seconds": result.seconds,
+                "thinking_tokens": result.thinking_tokens, "thinking_cut": result.thinking_cut}
 
     # --- completion --------------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ class GenerationRequest:
     stop_token_ids: tuple[int, ...] | None = None
     """Stop tokens; None means the model's end-of-turn tokens."""
     seed: int | None = None
+    thinking_budget: int | None = None
+    """Most tokens the model may think (inside ``<think>``) before the engine closes the thought for it
+    and the answer begins; None means unlimited, 0 skips thinking."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,11 @@ class GenerationResult:
     first_token_seconds: float | None
     seconds: float
     token_ids: tuple[int, ...] = ()
-    """Every sampled token, the final stop token included."""
+    """Every generated token (forced ones included), the final stop token included."""
+    thinking_tokens: int = 0
+    """Tokens the model generated inside its ``<think>`` block (the forced closing not counted)."""
+    thinking_cut: bool = False
+    """True when ``thinking_budget`` ended the thought (the engine wrote the closing)."""
 
 
 _DONE = object()
