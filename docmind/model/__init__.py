@@ -20,8 +20,10 @@ from docmind.model.errors import (
 from docmind.model.hardware import (
     Hardware,
     LoadPlan,
+    ModelFit,
     Recommendation,
     detect_hardware,
+    model_fit,
     plan_for,
     recommend,
 )
@@ -50,6 +52,7 @@ __all__ = [
     "ModelChoice",
     "ModelCorruptError",
     "ModelError",
+    "ModelFit",
     "ModelNotDownloadedError",
     "ModelSpec",
     "Piece",
@@ -58,6 +61,7 @@ __all__ = [
     "RequestHandle",
     "ThinkParser",
     "detect_hardware",
+    "model_fit",
     "get_spec",
     "plan_for",
     "recommend",
