@@ -197,9 +197,8 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
     @shows_errors
     def do_remove(source: str) -> tuple:
         remove_document(context.db, source, context.library_dir)
-        gr.Info(f"Removed {Path(source).name} from the library.")
         return (gr.update(visible=False), *view(context.ingest.jobs())[1:], "", gr.update(interactive=False),
-                REMOVE_HINT)
+                f"✓ Removed **{Path(source).name}** from the library. {REMOVE_HINT}")
 
     removed = confirm.click(do_remove, selected, [confirm_row, library, summary, selected, remove, remove_hint],
                             api_visibility="private")

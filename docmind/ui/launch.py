@@ -116,6 +116,7 @@ def serve(
         theme=_theme(gr),
         css=_CSS,
         i18n=gr.I18n(en=_SCREEN_READER_WORDS),
+        head=_ACCESSIBILITY_SCRIPT,
         footer_links=[],
         mcp_server=False,
         ssr_mode=False,
@@ -146,6 +147,21 @@ def _theme(gr) -> gr.themes.Base:
 
 _SCREEN_READER_WORDS = {"common.complete": "Done"}
 """Gradio 6.31 announces each finished event to screen readers with an i18n key it has no English for."""
+
+_ACCESSIBILITY_SCRIPT = """<script>
+// Gradio 6.31's Chatbot draws a collapsible block (thinking, sources) as a role=button title holding an
+// unnamed arrow button: screen readers meet a nameless button inside a button (axe: button-name,
+// nested-interactive). The title already toggles the block, so the arrow becomes a picture: hidden from
+// screen readers, out of the Tab order (disabled), and clicks on it reach the title.
+new MutationObserver(() => {
+  for (const arrow of document.querySelectorAll('[role=button] button[aria-label=""]')) {
+    arrow.removeAttribute('aria-label');
+    arrow.setAttribute('aria-hidden', 'true');
+    arrow.disabled = true;
+    arrow.style.pointerEvents = 'none';
+  }
+}).observe(document.documentElement, {childList: true, subtree: true});
+</script>"""
 
 _CSS = """
 #docmind-status { font-size: 0.85em; opacity: 0.85; }

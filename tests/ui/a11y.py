@@ -49,7 +49,8 @@ def describe(findings: list[dict]) -> str:
         lines.append(f"{finding['impact']}: {finding['id']} ({finding['help']})")
         for node in finding["nodes"][:5]:
             checks = node["any"] + node["all"] + node["none"]
-            lines.append(f"  at {' '.join(map(str, node['target']))}: {checks[0]['message'] if checks else ''}")
+            lines.append(f"  at {' '.join(map(str, node['target']))}: {checks[0]['message'] if checks else ''}"
+                         f" ({node['html'][:160]})")
     return "\n".join(lines)
 
 
