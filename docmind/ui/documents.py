@@ -170,7 +170,7 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
         return (*view(jobs), signature, poll_interval(context))
 
     timer.tick(refresh, seen, [*outputs, seen, timer], api_visibility="private", show_progress="hidden")
-    tab.select(lambda: view(context.ingest.jobs()), outputs=outputs, api_visibility="private")
+    tab.select(lambda: view(context.ingest.jobs()), outputs=outputs, api_visibility="private", show_progress="hidden")
 
     def select(evt: gr.SelectData) -> tuple:
         """The document of the clicked row (its row number, checked against the row's values)."""

@@ -220,7 +220,8 @@ def test_chat_and_sessions_tabs_pass_the_audit(page) -> None:
     page.locator("#docmind-chatbot").get_by_text("What does the warranty cover?").first.wait_for()
     page.locator("#docmind-send").wait_for(state="visible")
     # a finished event is announced up to 5 s after the one before (Gradio throttles its announcements)
-    page.wait_for_function("() => window.__heard.some(text => text != 'Loading')", timeout=20_000)
+    page.wait_for_function("() => window.__heard.some(text => text == 'Done' || text.includes('common.'))",
+                           timeout=30_000)
     heard = page.evaluate("() => window.__heard")
     assert "Done" in heard and not [text for text in heard if "common." in text], (
         f"a screen reader hears an untranslated label: {heard}")
