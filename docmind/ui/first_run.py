@@ -238,16 +238,16 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
 
     def tick(announced: bool, switching: bool) -> tuple:
         state = context.download.state
-        ready = context.model.status.phase is ModelPhase.READY
-        go_chat = gr.Tabs(selected="chat") if ready and state.phase is DownloadPhase.DONE and not announced else gr.skip()
-        downloading = state.phase is DownloadPhase.RUNNING
-        show_area = not in_use() or switching or downloading
+        loaded = context.model.status.phase is ModelPhase.READY and state.phase is DownloadPhase.DONE
+        go_chat = gr.Tabs(selected="chat") if loaded and not announced else gr.skip()
+        switching = switching and not (loaded and not announced)  # the new model is in use: switching is over
+        show_area = not in_use() or switching or state.phase is DownloadPhase.RUNNING
         return (progress_html(state), status_text(), switch_hint(), gr.update(visible=not show_area),
                 gr.update(visible=show_area), disk_text(), details_text(), *buttons(state), go_chat,
-                announced or (ready and state.phase is DownloadPhase.DONE), poll_interval(context))
+                announced or loaded, switching, poll_interval(context))
 
     timer.tick(tick, [announced, switching],
                [progress, model_status, hint, switch, download_area, disk, details, download, pause, tabs,
-                announced, timer],
+                announced, switching, timer],
                api_visibility="private", show_progress="hidden")
     return tab
