@@ -3,6 +3,9 @@
 #   make test   installs what is needed (including Debian's chromium) and runs the tests
 VENV := .venv
 PY := $(VENV)/bin/python
+# Where pip finds torch. Empty: the default index (Linux gets the multi-GB CUDA build unless the CPU wheel is
+# already on disk). For the small CPU build: make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test bench system-deps clean package package-smoke
@@ -10,15 +13,18 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU build of torch first; a plain `torch` would pull a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
+	# torch first, pinned, from TORCH_INDEX when set; an unpinned `torch` would pull another build.
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# chromium for the browser tests; npm for axe-core, which the accessibility audit installs (tests/ui/a11y.py)
 system-deps:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q npm; }
 
 run: $(VENV)/.installed
+	@echo "DocMind is installed in $(VENV): its command is $(VENV)/bin/docmind (or run: . $(VENV)/bin/activate)"
 	$(VENV)/bin/docmind
 
 test: $(VENV)/.installed system-deps

@@ -23,8 +23,10 @@ from docmind.model.errors import (
 from docmind.model.hardware import (
     Hardware,
     LoadPlan,
+    ModelFit,
     Recommendation,
     detect_hardware,
+    model_fit,
     plan_for,
     recommend,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "ModelChoice",
     "ModelCorruptError",
     "ModelError",
+    "ModelFit",
     "ModelNotDownloadedError",
     "ModelSpec",
     "Piece",
@@ -63,6 +66,7 @@ __all__ = [
     "RequestHandle",
     "ThinkParser",
     "detect_hardware",
+    "model_fit",
     "get_spec",
     "plan_for",
     "recommend",

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from docmind.model import speed
 from docmind.model.errors import InsufficientMemoryError
 from docmind.model.registry import GB, MODELS, ModelSpec
 
@@ -63,11 +64,27 @@ class LoadPlan:
 
 
 @dataclass(frozen=True)
-class Recommendation:
-    """The model to offer this machine by default, with the plan to run it."""
+class ModelFit:
+    """How one listed model would run on this machine: memory, and the estimated answer speed."""
 
     spec: ModelSpec
     plan: LoadPlan
+    memory_bytes: int
+    fits: bool
+    """True when it fits in free RAM (or GPU memory)."""
+    tokens_per_second: float
+    answer_seconds: float
+    """Estimated time for a typical answer, thinking included (docmind.model.speed)."""
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The model to offer this machine by default, with the plan to run it and why, in plain words."""
+
+    spec: ModelSpec
+    plan: LoadPlan
+    reason: str
+    fit: ModelFit
 
 
 def _torch_build_has_cuda() -> bool:
@@ -156,14 +173,33 @@ def check_memory(spec: ModelSpec | None, plan: LoadPlan, hardware: Hardware, wei
                                   f"{have / GB:.1f} GB. {hint}")
 
 
+def model_fit(spec: ModelSpec, hardware: Hardware) -> ModelFit:
+    """Whether ``spec`` fits here and how fast it would answer (an estimate, see docmind.model.speed)."""
+    plan = plan_for(spec, hardware)
+    memory = memory_needed(spec, plan)
+    have = hardware.vram_total if plan.device == "cuda" else hardware.ram_available
+    tokens = speed.decode_tokens_per_second(spec.download_bytes, plan.device, hardware.cpu_cores, plan.quantization)
+    return ModelFit(spec, plan, memory, memory <= have, tokens, speed.answer_seconds(tokens, spec.thinks))
+
+
 def recommend(hardware: Hardware) -> Recommendation:
-    """The largest listed model that runs here, with its plan and a reason for the user."""
-    for spec in MODELS:
-        plan = plan_for(spec, hardware)
-        if memory_needed(spec, plan) <= (hardware.vram_total if plan.device == "cuda" else hardware.ram_available):
-            return Recommendation(spec, LoadPlan(plan.device, plan.dtype, plan.quantization,
-                                                 f"{spec.label} fits: {plan.reason}"))
-    smallest = MODELS[-1]
-    plan = plan_for(smallest, hardware)
-    return Recommendation(smallest, LoadPlan(plan.device, plan.dtype, plan.quantization,
-                                             f"Little memory: {smallest.label} is the only option, it may be slow"))
+    """The largest listed model that fits in memory and answers in reasonable time here (else the fastest)."""
+    fits = [model_fit(spec, hardware) for spec in MODELS]  # largest first
+    usable = [fit for fit in fits if fit.fits]
+    quick = [fit for fit in usable if fit.answer_seconds <= speed.REASONABLE_ANSWER_SECONDS]
+    if quick:
+        best = quick[0]
+        larger = usable[0] if usable[0] is not best else None
+        reason = f"{best.spec.name} answers in {speed.describe_seconds(best.answer_seconds)} on this computer"
+        reason += (f"; {larger.spec.name} would fit too, but an answer would take "
+                   f"{speed.describe_seconds(larger.answer_seconds)}" if larger else
+                   ", and it is the best model this computer can run")
+    elif usable:
+        best = usable[-1]
+        reason = (f"{best.spec.name} is the fastest model; on this computer an answer takes "
+                  f"{speed.describe_seconds(best.answer_seconds)}")
+    else:
+        best = fits[-1]
+        reason = (f"This computer has little free memory: {best.spec.name} is the only option, "
+                  "and it may be slow or fail to load. Closing other programs helps")
+    return Recommendation(best.spec, best.plan, reason, best)

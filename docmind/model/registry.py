@@ -28,6 +28,11 @@ class ModelSpec:
     context_window: int = 32768
 
     @property
+    def name(self) -> str:
+        """The model's plain name, without the label's note in brackets: "Qwen3 1.7B"."""
+        return self.label.split(" (")[0]
+
+    @property
     def int8_ram_bytes(self) -> int:
         """Approximate memory with int8 weights (weights shrink to about half)."""
         return int(self.ram_bytes * 0.55)

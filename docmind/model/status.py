@@ -51,4 +51,4 @@ def model_status(settings: Settings, hardware: Hardware | None = None) -> ModelS
         bytes_on_disk=on_disk, download_bytes=choice.spec.download_bytes if choice.spec else None,
         thinks=choice.spec.thinks if choice.spec else None, device=hardware.summary,
         plan=f"{plan.device} {plan.dtype}, quantization {plan.quantization}: {plan.reason}",
-        recommended_model=rec.spec.hub_id, recommended_reason=rec.plan.reason)
+        recommended_model=rec.spec.hub_id, recommended_reason=rec.reason)

@@ -10,15 +10,19 @@ from pathlib import Path
 
 import gradio as gr
 
-from docmind.cache.documents import library_stats, list_documents, remove_document
+from docmind.cache.documents import DocumentInfo, library_stats, list_documents, remove_document
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 from docmind.ui.ingest_queue import FAILED, FileJob
 from docmind.ui.status import BUSY_SECONDS, StatusLine, poll_interval
 
 JOB_COLUMNS = ["File", "Status"]
-LIBRARY_COLUMNS = ["File", "Chunks", "Added", "Path"]
+LIBRARY_COLUMNS = ["Document", "Passages", "Added", "Where it came from"]
+UPLOADED = "uploaded in this app"
+REMOVE_HINT = "Click a document in the list above to choose the one to remove."
 POLL_SECONDS = 0.5
+WARNING_STYLE = ("border:1px solid #b45309;background:#fffbeb;color:#78350f;border-radius:6px;"
+                 "padding:0 0.8em")
 FILE_TYPES_TEXT = "PDF, Word (.docx), PowerPoint (.pptx), web pages (.html), Markdown, reStructuredText, text and CSV"
 
 
@@ -35,26 +39,56 @@ def current_batch(jobs: list[FileJob]) -> list[FileJob]:
     return [job for job in jobs if job.batch >= first]
 
 
-def summary_markdown(jobs: list[FileJob], documents: int, chunks: int) -> str:
-    """What the latest upload is doing (or did), then the whole library's size."""
-    library = f"**Your library:** {_count(documents, 'document')}, {_count(chunks, 'chunk')}."
+def summary_markdown(jobs: list[FileJob], documents: int, passages: int) -> str:
+    """What the latest upload is doing (or did), then the whole library's size.
+
+    A finished upload says how many files were added and how many failed; with any failure it is a warning.
+    """
+    library = f"**Your library:** {_count(documents, 'document')}, {_count(passages, 'passage')}."
     batch = current_batch(jobs)
     if not batch:
         return library
     working = [job for job in batch if not job.finished]
     failed = sum(job.state == FAILED for job in batch)
-    done = len(batch) - len(working)
+    added = len(batch) - len(working) - failed
     failures = f" · **{failed} failed** (see the reason next to each file)" if failed else ""
     if working:
         current = working[0]
-        upload = f"⟳ Adding documents: {done} of {len(batch)} done · now **{current.name}** ({current.detail}){failures}"
+        upload = (f"⟳ Adding documents: {len(batch) - len(working)} of {len(batch)} done · now **{current.name}** "
+                  f"({current.detail}){failures}")
     elif len(batch) == 1:
         upload = f"{'⚠' if failed else '✓'} **{batch[0].name}**: {batch[0].detail}."
+    elif failed == len(batch):
+        upload = f"⚠ **None of the {len(batch)} files could be added** (see the reason next to each file)."
+    elif failed:
+        upload = (f"⚠ **{_count(added, 'file')} of {len(batch)} added, {failed} failed** "
+                  "(see the reason next to each file).")
     else:
-        upload = f"✓ All {len(batch)} files of this upload processed{failures}."
-    if not working and failed < len(batch):
-        upload += " You can ask about them in the Chat tab."
-    return f"{upload}\n\n{library}"
+        upload = f"✓ All {len(batch)} files added."
+    if not working and added:
+        upload += f" You can ask about {'it' if added == 1 else 'them'} in the Chat tab."
+    return f"{_notice(upload, failed)}\n\n{library}"
+
+
+def _notice(text: str, failed: int) -> str:
+    """``text`` styled as a warning (an error box) when files failed, else as it is."""
+    if not failed:
+        return text
+    return f'<div class="docmind-warning" role="alert" style="{WARNING_STYLE}">\n\n{text}\n\n</div>'
+
+
+def library_rows(documents: list[DocumentInfo], uploads: Path) -> list[list]:
+    """The library table: the user's file name, passages, when added, and where the file came from.
+
+    Uploads are stored as ``<library>/<hash>/<original name>``: they show their original name and
+    "uploaded"; files ingested from a folder (command line, watched folders) show their real path.
+    """
+    return [[Path(doc.source).name, doc.chunks, doc.ingested_at[:16].replace("T", " "),
+             UPLOADED if _is_upload(doc.source, uploads) else doc.source] for doc in documents]
+
+
+def _is_upload(source: str, uploads: Path) -> bool:
+    return Path(source).parent.parent == uploads.resolve()
 
 
 def _count(n: int, noun: str) -> str:
@@ -64,19 +98,15 @@ def _count(n: int, noun: str) -> str:
 def render(context: AppContext, status: StatusLine) -> gr.Tab:
     """Build the Documents tab inside the current Blocks; ``status`` is redrawn after uploads and removals."""
 
-    def library_rows() -> list[list]:
-        return [
-            [Path(doc.source).name, doc.chunks, doc.ingested_at[:16].replace("T", " "), doc.source]
-            for doc in list_documents(context.db)
-        ]
+    def current_documents() -> list[DocumentInfo]:
+        return list_documents(context.db)
 
     with gr.Tab("Documents", id="documents") as tab:
         gr.Markdown(f"Add documents to ask questions about them: {FILE_TYPES_TEXT}.")
         with gr.Row(equal_height=True):
-            files = gr.File(
+            files = gr.File(  # Gradio's own text inside says "Drop files here - or - click to upload"
                 file_count="multiple",
-                label="Drop files here, or click to choose",
-                height=150,
+                label="Files to add",
                 elem_id="docmind-upload",
                 scale=4,
             )
@@ -92,7 +122,7 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
         )
         gr.Markdown("### Your library")
         library = gr.Dataframe(
-            value=library_rows,
+            value=lambda: library_rows(current_documents(), context.library_dir),
             headers=LIBRARY_COLUMNS,
             datatype=["str", "number", "str", "str"],
             interactive=False,
@@ -100,8 +130,9 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
             elem_id="docmind-library",
         )
         selected = gr.Textbox(visible=False)
-        with gr.Row():
-            remove = gr.Button("Remove selected document…", variant="stop", interactive=False)
+        with gr.Row(equal_height=True):
+            remove = gr.Button("Remove selected document…", variant="stop", interactive=False, scale=1)
+            remove_hint = gr.Markdown(REMOVE_HINT, elem_id="docmind-remove-hint")
         with gr.Row(visible=False) as confirm_row:
             confirm_text = gr.Markdown()
             confirm = gr.Button("Yes, remove it", variant="stop")
@@ -110,7 +141,8 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
         timer = gr.Timer(BUSY_SECONDS)  # then every few seconds unless files are being ingested
 
     def view(jobs: list[FileJob]) -> tuple:
-        return _job_rows(jobs), library_rows(), summary_markdown(jobs, *context.library_size())
+        return (_job_rows(jobs), library_rows(current_documents(), context.library_dir),
+                summary_markdown(jobs, *context.library_size()))
 
     def upload(paths: list[str] | None):
         """Add files to the library; streams each file's status until all of them are done."""
@@ -138,13 +170,23 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
         return (*view(jobs), signature, poll_interval(context))
 
     timer.tick(refresh, seen, [*outputs, seen, timer], api_visibility="private", show_progress="hidden")
-    tab.select(lambda: view(context.ingest.jobs()), outputs=outputs, api_visibility="private")
+    tab.select(lambda: view(context.ingest.jobs()), outputs=outputs, api_visibility="private", show_progress="hidden")
 
     def select(evt: gr.SelectData) -> tuple:
-        source = evt.row_value[-1] if evt.row_value else ""
-        return source, gr.update(interactive=bool(source)), gr.update(visible=False)
+        """The document of the clicked row (its row number, checked against the row's values)."""
+        documents = current_documents()
+        rows = library_rows(documents, context.library_dir)
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not (isinstance(row, int) and row < len(rows) and rows[row] == list(evt.row_value or [])):
+            matches = [n for n, values in enumerate(rows) if values == list(evt.row_value or [])]
+            row = matches[0] if matches else None
+        if row is None:
+            return "", gr.update(interactive=False), gr.update(visible=False), REMOVE_HINT
+        source = documents[row].source
+        return (source, gr.update(interactive=True), gr.update(visible=False),
+                f"Selected: **{Path(source).name}**")
 
-    library.select(select, outputs=[selected, remove, confirm_row], api_visibility="private")
+    library.select(select, outputs=[selected, remove, confirm_row, remove_hint], api_visibility="private")
 
     def ask_remove(source: str) -> tuple:
         return gr.update(visible=True), f"Remove **{Path(source).name}** from the library? Chats keep their answers."
@@ -154,11 +196,11 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
 
     @shows_errors
     def do_remove(source: str) -> tuple:
-        chunks = remove_document(context.db, source, context.library_dir)
-        gr.Info(f"Removed {Path(source).name} ({chunks} chunks).")
-        return gr.update(visible=False), *view(context.ingest.jobs())[1:], "", gr.update(interactive=False)
+        remove_document(context.db, source, context.library_dir)
+        return (gr.update(visible=False), *view(context.ingest.jobs())[1:], "", gr.update(interactive=False),
+                f"✓ Removed **{Path(source).name}** from the library. {REMOVE_HINT}")
 
-    removed = confirm.click(do_remove, selected, [confirm_row, library, summary, selected, remove],
+    removed = confirm.click(do_remove, selected, [confirm_row, library, summary, selected, remove, remove_hint],
                             api_visibility="private")
     status.follow(removed)
     return tab

@@ -174,4 +174,5 @@ def _failure(report: IngestReport, source: str) -> str:
 
 
 def _chunks(count: int) -> str:
-    return f"{count} chunk" if count == 1 else f"{count} chunks"
+    """A count of chunks, in the user's word for them: passages."""
+    return f"{count} passage" if count == 1 else f"{count} passages"

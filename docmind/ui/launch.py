@@ -113,8 +113,10 @@ def serve(
         quiet=True,
         show_error=False,
         max_file_size=f"{int(settings.max_file_size_mb)}mb",
-        theme=gr.themes.Soft(),
+        theme=_theme(gr),
         css=_CSS,
+        i18n=gr.I18n(en=_SCREEN_READER_WORDS),
+        head=_ACCESSIBILITY_SCRIPT,
         footer_links=[],
         mcp_server=False,
         ssr_mode=False,
@@ -130,6 +132,36 @@ def serve(
         webbrowser.open(url)
     return RunningApp(url=url, host=host, port=port, demo=demo, context=context)
 
+
+def _theme(gr) -> gr.themes.Base:
+    """Gradio's Soft theme, with text on its indigo dark enough to read (WCAG AA contrast, 4.5:1)."""
+    return gr.themes.Soft().set(
+        button_primary_background_fill="*primary_600",
+        button_primary_background_fill_hover="*primary_700",
+        checkbox_label_background_fill_selected="*primary_600",
+        block_label_text_color="*primary_700",
+        block_title_text_color="*primary_700",
+        body_text_color_subdued="*neutral_600",
+    )
+
+
+_SCREEN_READER_WORDS = {"common.complete": "Done"}
+"""Gradio 6.31 announces each finished event to screen readers with an i18n key it has no English for."""
+
+_ACCESSIBILITY_SCRIPT = """<script>
+// Gradio 6.31's Chatbot draws a collapsible block (thinking, sources) as a role=button title holding an
+// unnamed arrow button: screen readers meet a nameless button inside a button (axe: button-name,
+// nested-interactive). The title already toggles the block, so the arrow becomes a picture: hidden from
+// screen readers, out of the Tab order (disabled), and clicks on it reach the title.
+new MutationObserver(() => {
+  for (const arrow of document.querySelectorAll('[role=button] button[aria-label=""]')) {
+    arrow.removeAttribute('aria-label');
+    arrow.setAttribute('aria-hidden', 'true');
+    arrow.disabled = true;
+    arrow.style.pointerEvents = 'none';
+  }
+}).observe(document.documentElement, {childList: true, subtree: true});
+</script>"""
 
 _CSS = """
 #docmind-status { font-size: 0.85em; opacity: 0.85; }

@@ -14,7 +14,7 @@ from enum import Enum
 
 from docmind.config import Settings
 from docmind.model.download import DownloadProgress, download_model
-from docmind.model.errors import DownloadCancelledError, ModelError
+from docmind.model.errors import DiskSpaceError, DownloadCancelledError, ModelError
 from docmind.model.registry import local_dir_for
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,16 @@ class DownloadState:
     speed: float = 0.0
     eta_seconds: float | None = None
     message: str = ""
+    """What is happening, in plain words."""
+    detail: str = ""
+    """The technical reason of a failure (also in the log), shown behind a "Details" toggle."""
+
+    @property
+    def action(self) -> str:
+        """What the download button does now: start, resume what is on disk, or try again from nothing."""
+        if self.phase in (DownloadPhase.PAUSED, DownloadPhase.FAILED) and self.bytes_done:
+            return "Resume download"
+        return "Try again" if self.phase is DownloadPhase.FAILED else "Download"
 
 
 class ModelDownload:
@@ -75,7 +85,10 @@ class ModelDownload:
             if running:
                 return
             self._cancel = threading.Event()
-            self._state = replace(self._state, phase=DownloadPhase.RUNNING, model=hub_id, message="Starting…")
+            if hub_id != self._state.model:  # another model: nothing of it is known to be on disk yet
+                self._state = DownloadState()
+            self._state = replace(self._state, phase=DownloadPhase.RUNNING, model=hub_id,
+                                  message="Connecting to the model hub…", detail="")
             self._thread = threading.Thread(target=self._run, args=(hub_id,), name="docmind-download", daemon=True)
             self._thread.start()
 
@@ -94,15 +107,34 @@ class ModelDownload:
                            cancel=self._cancel)
         except DownloadCancelledError:
             self._update(phase=DownloadPhase.PAUSED, speed=0.0, eta_seconds=None,
-                         message="Paused. The part already downloaded is kept; Resume continues from it.")
+                         message="Paused. What was downloaded is kept: Resume download continues from it.")
             return
-        except ModelError as error:
-            self._update(phase=DownloadPhase.FAILED, speed=0.0, eta_seconds=None, message=str(error))
-            return
-        except Exception as error:  # any failure is shown on the page, never a trace
-            log.exception("model download failed")
+        except Exception as error:  # any failure is shown on the page in plain words, never a trace
+            log.warning("model download of %s failed: %s", hub_id, error, exc_info=not isinstance(error, ModelError))
             self._update(phase=DownloadPhase.FAILED, speed=0.0, eta_seconds=None,
-                         message=f"The download failed: {error}. Try again; it resumes where it stopped.")
+                         message=self._failure_message(error), detail=str(error))
             return
         self._update(phase=DownloadPhase.DONE, eta_seconds=0.0, message="Downloaded and verified.")
         self._on_done(hub_id)
+
+    def _failure_message(self, error: Exception) -> str:
+        """What went wrong, for a person who does not know what a hub or a proxy is."""
+        kept = " What was downloaded is kept: Resume download continues from it." if self.state.bytes_done else ""
+        if isinstance(error, DiskSpaceError):
+            return str(error)
+        if _network_problem(error):
+            return ("DocMind could not reach the internet to download the model. Check your connection, or use "
+                    "a model folder you already have (below)." + kept)
+        return "The download stopped before it finished." + (kept or " Try again in a moment.")
+
+
+def _network_problem(error: BaseException) -> bool:
+    """True when ``error`` (or what caused it) is a connection that failed, timed out or was cut."""
+    import httpx2
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (OSError, httpx2.TransportError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

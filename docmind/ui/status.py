@@ -1,4 +1,6 @@
-"""The status line under the title: model, device, documents and chunks, data dir.
+"""The status line under the title: the model by its plain name and whether it is ready, and the documents.
+
+Hub ids, the device, dtype and paths are in the Model tab's "Technical details".
 
 It is redrawn right after the page's own events that change it (an upload, a removal, a model
 picked), and by a timer that ticks every ``BUSY_SECONDS`` while something changes in the background
@@ -11,36 +13,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 from gradio.events import Dependency
 
+from docmind.model.registry import get_spec, resolve_model
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.model_download import DownloadPhase
 
 BUSY_SECONDS = 0.5
 IDLE_SECONDS = 10.0
 
-_MODEL_LABEL = {
-    ModelPhase.MISSING: "⬇️ no model yet (search only)",
+_MODEL_STATE = {
+    ModelPhase.MISSING: "not downloaded yet (answers are search results)",
     ModelPhase.LOADING: "⟳ loading…",
     ModelPhase.READY: "✓ ready",
-    ModelPhase.FAILED: "⚠ failed to load",
+    ModelPhase.FAILED: "⚠ could not be started (see the Model tab)",
 }
+
+
+def model_display_name(name: str) -> str:
+    """A model's name as a person reads it: "Qwen3 1.7B" for a listed hub id, else the folder's name."""
+    spec = get_spec(name)
+    return spec.name if spec else (Path(name).name or name)
 
 
 def status_markdown(context: AppContext) -> str:
     """One line of Markdown describing the app's state right now."""
     model = context.model.status
-    documents, chunks = context.library_size()
-    model_text = f"{_MODEL_LABEL[model.phase]} `{model.name}`"
-    if model.phase in (ModelPhase.FAILED, ModelPhase.READY):
-        model_text += f" ({model.detail})"
-    return (
-        f"**Model:** {model_text} · **Device:** {context.device} · "
-        f"**Documents:** {documents} ({chunks} {'chunk' if chunks == 1 else 'chunks'}) · "
-        f"**Data:** `{context.settings.data_dir}`"
-    )
+    documents, _ = context.library_size()
+    if model.phase is ModelPhase.MISSING and resolve_model(context.settings).local:
+        model_text = f"{model_display_name(model.name)} · ⚠ model folder not found (see the Model tab)"
+    elif model.phase is ModelPhase.MISSING:
+        model_text = _MODEL_STATE[model.phase]
+    else:
+        model_text = f"{model_display_name(model.name)} · {_MODEL_STATE[model.phase]}"
+    return f"**Model:** {model_text} · **Documents:** {documents}"
 
 
 def changing(context: AppContext) -> bool:

@@ -9,7 +9,15 @@ import pytest
 
 from docmind.config import load_settings
 from docmind.model.errors import InsufficientMemoryError
-from docmind.model.hardware import Hardware, check_memory, detect_hardware, plan_for, recommend
+from docmind.model import speed
+from docmind.model.hardware import (
+    Hardware,
+    check_memory,
+    detect_hardware,
+    model_fit,
+    plan_for,
+    recommend,
+)
 from docmind.model.registry import DEFAULT_MODEL_ID, MODELS, get_spec, resolve_model
 
 GB = 1024**3
@@ -38,16 +46,38 @@ def test_registry_and_model_choice(tmp_path) -> None:
 
 
 def test_recommendation_follows_memory() -> None:
-    assert recommend(_cpu(16)).spec.hub_id == "Qwen/Qwen3-4B-Thinking-2507"
-    assert recommend(_cpu(16)).plan.quantization == "none"
-    tight = recommend(_cpu(7))
-    assert tight.spec.hub_id == "Qwen/Qwen3-4B-Thinking-2507" and tight.plan.quantization == "int8-weight"
-    assert "int8" in tight.plan.reason
-    assert recommend(_cpu(3.5)).spec.hub_id == "Qwen/Qwen3-1.7B"
-    assert recommend(_cpu(1)).spec.hub_id == "Qwen/Qwen3-0.6B"
     gpu = Hardware(device="cuda", device_name="RTX", cpu_cores=8, ram_total=32 * GB, ram_available=30 * GB,
                    vram_total=8 * GB)
+    assert recommend(gpu).spec.hub_id == "Qwen/Qwen3-4B-Thinking-2507"
     assert recommend(gpu).plan.quantization == "int4-weight" and recommend(gpu).plan.device == "cuda"
+    assert "best model this computer can run" in recommend(gpu).reason
+    assert recommend(_cpu(3.5)).spec.hub_id == "Qwen/Qwen3-1.7B"
+    assert recommend(_cpu(3.5)).plan.quantization == "int8-weight"
+    assert recommend(_cpu(1)).spec.hub_id == "Qwen/Qwen3-0.6B"
+    assert "little free memory" in recommend(_cpu(1)).reason
+
+
+def test_recommendation_follows_speed_not_only_memory() -> None:
+    """On a 2-core CPU the 8 GB thinking model fits but takes minutes per answer: the 1.7B is offered."""
+    two_cores = Hardware(device="cpu", device_name="x86_64", cpu_cores=2, ram_total=24 * GB, ram_available=20 * GB)
+    advice = recommend(two_cores)
+    assert advice.spec.hub_id == "Qwen/Qwen3-1.7B" and advice.plan.quantization == "none"
+    assert advice.fit.answer_seconds <= speed.REASONABLE_ANSWER_SECONDS
+    assert advice.reason == ("Qwen3 1.7B answers in about 50 seconds on this computer; Qwen3 4B Thinking would "
+                             "fit too, but an answer would take about 6 minutes")
+    thinking = model_fit(get_spec("Qwen/Qwen3-4B-Thinking-2507"), two_cores)
+    assert thinking.fits and thinking.answer_seconds > speed.REASONABLE_ANSWER_SECONDS
+
+
+def test_speed_estimate_matches_what_was_measured_on_two_cores() -> None:
+    """The figures the estimate is derived from: 0.6B shape 10-16 tok/s, 4B shape ~2.5 tok/s (bf16, 2 cores)."""
+    small = speed.decode_tokens_per_second(get_spec("Qwen/Qwen3-0.6B").download_bytes, "cpu", 2)
+    large = speed.decode_tokens_per_second(get_spec("Qwen/Qwen3-4B-Thinking-2507").download_bytes, "cpu", 2)
+    assert 10 <= small <= 16 and 2.0 <= large <= 3.0
+    assert speed.decode_tokens_per_second(10**9, "cpu", 2, "int8-weight") < speed.decode_tokens_per_second(
+        10**9, "cpu", 2)  # int8 weight-only measured slower than bf16 on CPU
+    assert speed.decode_tokens_per_second(10**9, "cpu", 64) == speed.decode_tokens_per_second(10**9, "cpu", 8)
+    assert speed.describe_seconds(50) == "about 50 seconds" and speed.describe_seconds(340) == "about 6 minutes"
 
 
 def test_not_enough_ram_suggests_a_smaller_model() -> None:

@@ -53,12 +53,12 @@ def _chat(client: Client, message: str, session_id: str = "", think: bool = True
 def test_upload_ingests_good_files_and_reports_each_bad_one(client: Client, server: Server, corpus: dict) -> None:
     jobs, library, summary = client.predict([handle_file(str(p)) for p in corpus.values()], api_name="/upload")
     status = {row[0]: row[1] for row in jobs["data"]}
-    assert status["warranty.txt"].startswith("added: 1 chunk")
+    assert status["warranty.txt"].startswith("added: 1 passage")
     assert status["manual.md"].startswith("added")
     assert "failed" in status["broken.pdf"] and "PDF" in status["broken.pdf"]
     assert "failed" in status["photo.xyz"] and ".xyz" in status["photo.xyz"]
-    assert "All 4 files of this upload processed · **2 failed**" in summary
-    assert "Your library:** 2 documents, 2 chunks." in summary
+    assert "**2 files of 4 added, 2 failed**" in summary and "✓" not in summary
+    assert "Your library:** 2 documents, 2 passages." in summary
     assert sorted(row[0] for row in library["data"]) == ["manual.md", "warranty.txt"]
     stored = _db_rows(server, "SELECT source, chunks FROM documents ORDER BY source")
     assert [Path(source).name for source, _ in stored] == ["manual.md", "warranty.txt"]
@@ -70,8 +70,8 @@ def test_upload_summary_describes_the_latest_upload_only(client: Client, tmp_pat
     notes = tmp_path / "service.md"
     notes.write_text("# Service\n\nThe Zorblax is serviced twice a year.\n")
     jobs, _, summary = client.predict([handle_file(str(notes))], api_name="/upload")
-    assert summary.startswith("✓ **service.md**: added: 1 chunk.")
-    assert "failed" not in summary and "Your library:** 3 documents, 3 chunks." in summary
+    assert summary.startswith("✓ **service.md**: added: 1 passage.")
+    assert "failed" not in summary and "Your library:** 3 documents, 3 passages." in summary
     assert len(jobs["data"]) == 5  # the table still lists earlier uploads, newest first
     assert jobs["data"][0][0] == "service.md"
 

@@ -140,7 +140,7 @@ def test_first_run_opens_on_the_model_screen(page, artifacts: Path) -> None:
     assert page.get_by_text("GB download").first.is_visible()
     assert page.get_by_text("Free disk space").is_visible()
     # the line's own text: Gradio's (invisible) progress tracker beside it may read "0.4s" mid-refresh
-    page.locator("#docmind-status [data-testid=markdown]").get_by_text("no model yet").wait_for(timeout=3000)
+    page.locator("#docmind-status [data-testid=markdown]").get_by_text("not downloaded yet").wait_for(timeout=3000)
     page.screenshot(path=artifacts / "01-first-run.png", full_page=True)
 
 
@@ -150,12 +150,12 @@ def test_upload_shows_each_file_status(page, documents: dict[str, Path], artifac
         [str(documents["warranty.txt"]), str(documents["broken.pdf"])]
     )
     summary = page.locator("#docmind-ingest-summary")
-    summary.get_by_text("All 2 files of this upload processed · 1 failed").wait_for()
-    assert "Your library: 1 document, 1 chunk." in summary.inner_text()
+    summary.get_by_text("1 file of 2 added, 1 failed").wait_for()
+    assert "Your library: 1 document, 1 passage." in summary.inner_text()
     jobs = page.locator("#docmind-ingest-jobs").inner_text()
-    assert "added: 1 chunk" in jobs and "not a readable PDF" in jobs
+    assert "added: 1 passage" in jobs and "not a readable PDF" in jobs
     assert "warranty.txt" in page.locator("#docmind-library").inner_text()
-    page.locator("#docmind-status").get_by_text("Documents: 1 (1 chunk)").wait_for(timeout=3000)  # not the 10 s tick
+    page.locator("#docmind-status").get_by_text("Documents: 1").wait_for(timeout=3000)  # not the 10 s tick
 
 
 def test_a_whole_folder_can_be_added(page, tmp_path: Path, artifacts: Path) -> None:
@@ -168,7 +168,7 @@ def test_a_whole_folder_can_be_added(page, tmp_path: Path, artifacts: Path) -> N
     chooser.value.set_files(str(folder))
     summary = page.locator("#docmind-ingest-summary")
     summary.get_by_text("Your library: 3 documents").wait_for()
-    assert "All 2 files of this upload processed." in summary.inner_text()  # this upload, not all since start
+    assert "All 2 files added." in summary.inner_text()  # this upload, not all since start
     assert "failed" not in summary.inner_text()
     library = page.locator("#docmind-library").inner_text()
     assert "intro.md" in library and "service.txt" in library
@@ -195,7 +195,7 @@ def test_without_a_model_the_answer_is_a_labelled_search_result_with_citations(p
 
 def test_download_pause_and_resume_then_chat_opens(page, fake_hub: FakeHub, artifacts: Path) -> None:
     page.get_by_role("tab", name="Model").click()
-    page.get_by_text("Qwen3 0.6B (fastest, weakest)").click()
+    page.locator("#docmind-model-choice").get_by_text("Qwen3 0.6B ·").click()
     page.locator("#docmind-download").click()
     progress = page.locator("#docmind-download-progress")
     progress.get_by_text("Downloading model.safetensors").wait_for()  # part of the weights is on disk
@@ -203,7 +203,7 @@ def test_download_pause_and_resume_then_chat_opens(page, fake_hub: FakeHub, arti
     page.screenshot(path=artifacts / "05a-downloading.png", full_page=True)
     page.locator("#docmind-pause").click()
     progress.get_by_text("Paused").wait_for()
-    assert page.locator("#docmind-download").inner_text().strip() == "Resume"
+    assert page.locator("#docmind-download").inner_text().strip() == "Resume download"
     page.locator("#docmind-download").click()
     page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]').innerText.trim() == 'Chat'",
                            timeout=WAIT_MS * 2)
@@ -213,7 +213,7 @@ def test_download_pause_and_resume_then_chat_opens(page, fake_hub: FakeHub, arti
         f"the weights did not resume where the pause left them: {weights}")
     page.locator("#docmind-status").get_by_text("ready").wait_for()
     page.get_by_role("tab", name="Model").click()
-    assert "100%" in page.locator("#docmind-download-progress").inner_text()
+    page.locator("#docmind-model-status").get_by_text("In use: Qwen3 0.6B").wait_for()
     page.screenshot(path=artifacts / "05-downloaded.png", full_page=True)
     page.get_by_role("tab", name="Chat").click()
 

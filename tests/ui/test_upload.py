@@ -61,7 +61,7 @@ def _search(server: Server, query: str) -> list[dict]:
 def test_a_second_file_with_the_same_name_keeps_both(client: Client, server: Server, tmp_path: Path) -> None:
     [first], _ = _upload(client, _file(tmp_path / "a", "notes.txt", RED))
     [second], library = _upload(client, _file(tmp_path / "b", "notes.txt", BLUE))
-    assert first.startswith("added: 1 chunk") and second.startswith("added: 1 chunk")
+    assert first.startswith("added: 1 passage") and second.startswith("added: 1 passage")
     assert [row[0] for row in library] == ["notes.txt", "notes.txt"]  # the user's name, twice
     documents = _documents(server)
     assert len(documents) == 2 and documents[0][0] != documents[1][0]
@@ -76,9 +76,9 @@ def test_a_second_file_with_the_same_name_keeps_both(client: Client, server: Ser
 def test_the_same_content_uploaded_again_is_stored_once(client: Client, server: Server, tmp_path: Path) -> None:
     before_documents, before_files = _documents(server), _stored_files(server)
     [again], _ = _upload(client, _file(tmp_path / "c", "notes.txt", RED))
-    assert again == "already in the library (1 chunk)"
+    assert again == "already in the library (1 passage)"
     [renamed], _ = _upload(client, _file(tmp_path / "d", "warranty copy.txt", RED))
-    assert renamed == "already in the library as notes.txt (1 chunk)"
+    assert renamed == "already in the library as notes.txt (1 passage)"
     assert _documents(server) == before_documents and _stored_files(server) == before_files
 
 
@@ -91,7 +91,7 @@ def test_one_batch_with_clashing_names_and_a_duplicate(client: Client, server: S
         _file(tmp_path / "z", "tea.txt", green),
     )
     # rows are newest first: the duplicate (z) is recognised, x and y are both added
-    assert statuses[0] == "already in the library (1 chunk)"
+    assert statuses[0] == "already in the library (1 passage)"
     assert statuses[1].startswith("added") and statuses[2].startswith("added")
     tea = [path for path in _stored_files(server) if path.name == "tea.txt"]
     assert sorted(path.read_text() for path in tea) == sorted([green, "Black tea wants boiling water and four minutes."])

@@ -53,7 +53,7 @@ def test_one_ingest_call_per_batch_and_one_bad_file_stops_nothing(
 
     assert calls == [["garden.txt", "broken.pdf", "tea.md"]]  # the whole batch, in one call
     assert [job.state for job in jobs] == [DONE, FAILED, DONE]
-    assert jobs[0].detail == "added: 1 chunk" and jobs[2].detail == "added: 1 chunk"
+    assert jobs[0].detail == "added: 1 passage" and jobs[2].detail == "added: 1 passage"
     assert jobs[1].detail.startswith("failed:") and "PDF" in jobs[1].detail
     assert not jobs[1].path.exists()  # the bad file's copy is not kept
     assert (WORKING, WAITING, WAITING) in states_seen  # the first file was read while the others waited
@@ -61,4 +61,4 @@ def test_one_ingest_call_per_batch_and_one_bad_file_stops_nothing(
 
     later = queue.submit([uploads / "tea.md"])
     _wait(later)
-    assert len(calls) == 2 and later[0].detail == "already in the library (1 chunk)"
+    assert len(calls) == 2 and later[0].detail == "already in the library (1 passage)"
