@@ -214,8 +214,8 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
             check_model_files(ModelChoice(name=str(path), path=path, spec=None, local=True))
         except ModelError as error:
             return problem_html(folder_problem_text(path, error), str(error)), status_text(), gr.skip()
-        save_settings(model_path=str(path.resolve()))
-        context.switch_settings(load_settings())
+        save_settings(context.settings.data_dir, model_path=str(path.resolve()))
+        context.switch_settings(load_settings(data_dir=context.settings.data_dir))
         return (f"<p>✓ Using the model in <code>{html.escape(str(path))}</code>. It is loading now; the Chat tab "
                 "answers with it when it is ready.</p>", status_text(), BUSY_SECONDS)
 
