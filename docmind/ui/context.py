@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -12,7 +11,6 @@ from pathlib import Path
 from docmind.cache.documents import library_stats
 from docmind.cache.library import library_dir
 from docmind.config import Settings, load_settings, save_settings
-from docmind.model.hardware import detect_hardware
 from docmind.model.lifecycle import ModelPhase as ModelPhase  # re-exported: the tabs read the phase from here
 from docmind.model.lifecycle import ModelState
 from docmind.storage import Database, open_database
@@ -108,8 +106,3 @@ class AppContext:
         """How many documents and chunks the library holds now."""
         stats = library_stats(self.db)
         return stats.documents, stats.chunks
-
-    @functools.cached_property
-    def device(self) -> str:
-        """The hardware the model runs on, as the user should read it."""
-        return detect_hardware().summary
