@@ -310,7 +310,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         )
         event.then(None, js=SCROLL_TO_LAST_QUESTION_JS, api_visibility="private")
         events.append(event)
-    question.input(lambda text: gr.update(interactive=bool(text.strip())), question, send, queue=False,
+    question.change(lambda text: gr.update(interactive=bool(text.strip())), question, send, queue=False,
                    show_progress="hidden", trigger_mode="always_last", api_visibility="private")
 
     async def answer_again(sid: str, style: str, history: list, request: gr.Request):
