@@ -171,11 +171,11 @@ def test_the_chats_tab_hides_ids_and_confirms_rename_and_export(page, artifacts:
     page.get_by_role("tab", name="Chats").click()
     assert page.get_by_role("tab", name="Sessions").count() == 0
     table = page.locator("#docmind-sessions-table")
-    table.get_by_text("Hello there").first.wait_for()
+    table.get_by_text("Hello there").filter(visible=True).first.wait_for()
     headers = table.locator("thead").inner_text()
     assert "Chat" in headers and "Started" in headers and "ID" not in headers and "Match" not in headers
     assert not re.search(r"\b[0-9a-f]{12,}\b", table.inner_text()), "an internal id is shown"
-    table.get_by_text("Hello there").first.click()
+    table.get_by_text("Hello there").filter(visible=True).first.click()
     title = page.locator("#docmind-sessions-title textarea, #docmind-sessions-title input").first
     page.wait_for_function("() => document.querySelector('#docmind-sessions-title textarea, "
                            "#docmind-sessions-title input').value != ''")
@@ -183,7 +183,7 @@ def test_the_chats_tab_hides_ids_and_confirms_rename_and_export(page, artifacts:
     title.fill("Warranty questions")
     page.get_by_role("button", name="Rename").click()
     page.get_by_text("Chat renamed to “Warranty questions”.").wait_for()
-    table.get_by_text("Warranty questions").first.wait_for()
+    table.get_by_text("Warranty questions").filter(visible=True).first.wait_for()
     assert title.input_value() == "Warranty questions"
     page.screenshot(path=artifacts / "journey-06-renamed.png", full_page=True)
     with page.expect_download():
