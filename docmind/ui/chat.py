@@ -318,7 +318,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         history = list(history or [])
         if not sid or not _has_question(history):
             gr.Warning("There is no question to answer again yet: ask one first.", duration=5)
-            yield history, sid, *(gr.skip() for _ in range(4)), gr.update(interactive=False)
+            yield history, sid, gr.skip(), gr.skip(), gr.skip(), gr.update(interactive=False), gr.skip()
             return
         last_question = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=len(history))
 
