@@ -1,7 +1,9 @@
-"""The Chat tab: streamed answers with collapsible thinking and numbered sources, stop, regenerate,
-new chat, a session picker and a think / answer-fast switch. Also the scripting endpoint ``/chat``.
+"""The Chat tab: streamed answers with a closed, live "Thinking" block and the sources one click away,
+stop, regenerate, new chat, a picker of past chats (titled with their dates) and a think / answer-fast
+switch. A loaded page reopens the last chat. Also the scripting endpoint ``/chat``.
 
-Each browser tab keeps its own session id in a hidden textbox, so several tabs chat at once.
+Each browser tab keeps its own session id in a hidden textbox, so several tabs chat at once. Send and
+Regenerate are enabled only when they have something to do.
 """
 
 from __future__ import annotations
