@@ -80,9 +80,29 @@ NOTICE_NO_MODEL = (
     "No language model is downloaded yet, so this is a search result, not a written answer. "
     "Run `docmind model download` (or choose a model in the app) to get answers."
 )
+NOTICE_NO_MODEL_APP = (
+    "No language model is downloaded yet, so this is a search result, not a written answer. "
+    "Open the **Model** tab to download one and get written answers."
+)
+NOTICE_NO_DOCUMENTS_EITHER = "No documents are loaded either: add some with `docmind ingest PATH` or the Documents tab."
+NOTICE_NO_DOCUMENTS_EITHER_APP = "No documents are loaded either: add some in the **Documents** tab."
 NOTICE_SEARCH_ONLY = "Until a model is ready, answers are search results: the most relevant passages."
 NOTICE_NO_DOCUMENTS = "No documents are loaded yet, so this answer comes from the model alone."
 NOTICE_NOTHING_FOUND = "I found nothing relevant to this in your documents, so this answer does not come from them."
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The notices that tell the user where to act: commands in the CLI, tabs in the app."""
+
+    no_model: str
+    no_documents_either: str
+    model_problem_detail: bool
+    """Whether the no-model notice streams the model layer's own reason (which names CLI commands)."""
+
+
+CLI_WORDING = Wording(NOTICE_NO_MODEL, NOTICE_NO_DOCUMENTS_EITHER, model_problem_detail=True)
+APP_WORDING = Wording(NOTICE_NO_MODEL_APP, NOTICE_NO_DOCUMENTS_EITHER_APP, model_problem_detail=False)
 
 
 def failure_message(error: Exception) -> str:
@@ -200,6 +220,7 @@ class ChatService:
         searcher: Searcher | None = None,
         max_iterations: int = MAX_ITERATIONS,
         token_limit: int = SESSION_TOKEN_LIMIT,
+        wording: Wording = CLI_WORDING,
     ) -> None:
         self.settings = settings or load_settings()
         self.db = open_database(self.settings.db_path)
@@ -211,6 +232,7 @@ class ChatService:
         self._searcher = searcher
         self.max_iterations = max_iterations
         self.token_limit = token_limit
+        self.wording = wording
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         """Each session's in-process lock, kept only while a turn holds or awaits it."""
 
@@ -368,9 +390,10 @@ class ChatService:
 
     async def _search_only(self, turn: _Turn, search: DocumentSearch, problem: str) -> AsyncIterator[ChatEvent]:
         """No model: the best passages, labelled as a search result."""
-        yield Notice("no-model", f"{problem} {NOTICE_SEARCH_ONLY}" if problem else NOTICE_NO_MODEL)
+        detailed = problem and self.wording.model_problem_detail
+        yield Notice("no-model", f"{problem} {NOTICE_SEARCH_ONLY}" if detailed else self.wording.no_model)
         if not await asyncio.to_thread(search.has_documents):
-            text = "No documents are loaded either: add some with `docmind ingest PATH` or the Documents tab."
+            text = self.wording.no_documents_either
         else:
             passages = await search.asearch(turn.question)
             text = (
@@ -378,7 +401,7 @@ class ChatService:
                 if passages
                 else "**Search result** (no model): nothing in your documents matches this question."
             )
-        turn.notices.append(NOTICE_NO_MODEL)
+        turn.notices.append(self.wording.no_model)
         yield turn.event("answer", text)
 
     async def _agent_or_fallback(

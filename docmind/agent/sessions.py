@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,44 @@ def title_from_question(question: str, limit: int = TITLE_LENGTH) -> str:
     return cut.rstrip(" ,;:.") + "…"
 
 
+def local_time(stamp: str) -> datetime | None:
+    """A stored UTC timestamp in this computer's time zone (None when it does not parse)."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone()
+    except (TypeError, ValueError):
+        return None
+
+
+def when_label(stamp: str, today: datetime | None = None) -> str:
+    """``today 14:05``, ``3 Dec 09:12`` or ``3 Dec 2025 09:12``: a chat's time as people read it."""
+    moment = local_time(stamp)
+    if moment is None:
+        return stamp
+    today = today or datetime.now().astimezone()
+    clock = f"{moment:%H:%M}"
+    if moment.date() == today.date():
+        return f"today {clock}"
+    day = f"{moment.day} {moment:%b}" + ("" if moment.year == today.year else f" {moment.year}")
+    return f"{day} {clock}"
+
+
+def chat_label(info: SessionInfo, today: datetime | None = None) -> str:
+    """How a chat is named in lists: its title and when it started, so same-titled chats differ."""
+    return f"{info.title or 'Untitled chat'} · {when_label(info.created_at, today)}"
+
+
+def chat_labels(chats: list[SessionInfo], today: datetime | None = None) -> list[str]:
+    """``chat_label`` of each chat; chats that would still read the same get ``(2)``, ``(3)``… by age."""
+    labels = [chat_label(info, today) for info in chats]
+    oldest_first = sorted(range(len(chats)), key=lambda i: (chats[i].created_at, -i))  # listed newest first
+    seen: dict[str, int] = {}
+    for index in oldest_first:
+        seen[labels[index]] = seen.get(labels[index], 0) + 1
+        if seen[labels[index]] > 1:
+            labels[index] = f"{labels[index]} ({seen[labels[index]]})"
+    return labels
+
+
 class Sessions:
     """Every chat session in one DocMind database."""
 
@@ -70,6 +109,10 @@ class Sessions:
     def list(self) -> list[SessionInfo]:
         """All sessions, most recently active first, with their message counts."""
         return self.log.sessions()
+
+    def latest(self) -> SessionInfo | None:
+        """The chat to reopen when the app is opened again: the most recently active one with messages."""
+        return next((s for s in self.list() if s.messages), None)
 
     def rename(self, session_id: str, title: str) -> SessionInfo:
         if not self.log.rename(session_id, title.strip()):

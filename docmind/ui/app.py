@@ -24,14 +24,12 @@ def build_app(context: AppContext) -> gr.Blocks:
             sessions_tab = sessions.render(context)
             first_run.render(context, tabs, status)
         sessions_tab.open_button.click(
-            chat_tab.open_session,
-            sessions_tab.selected,
-            [chat_tab.chatbot, chat_tab.session_id, chat_tab.picker, tabs],
-            api_visibility="private",
+            chat_tab.open_session, sessions_tab.selected, [*chat_tab.shown, tabs], api_visibility="private"
         )
+        chat_tab.model_button.click(lambda: gr.Tabs(selected="model"), outputs=tabs, api_visibility="private")
         demo.load(lambda: _first_tab(context), outputs=tabs, api_visibility="private")
         demo.load(status.refresh, status.shown, status.outputs, api_visibility="private", show_progress="hidden")
-        demo.load(chat_tab.fresh_picker, outputs=chat_tab.picker, api_visibility="private")
+        demo.load(chat_tab.reopen, outputs=chat_tab.shown, js=chat.SET_PICKER_PLACEHOLDER_JS, api_visibility="private")
         chat.register_api(context, chatter)
         sessions.register_api(context)
     return demo

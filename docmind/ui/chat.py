@@ -1,7 +1,9 @@
-"""The Chat tab: streamed answers with collapsible thinking and numbered sources, stop, regenerate,
-new chat, a session picker and a think / answer-fast switch. Also the scripting endpoint ``/chat``.
+"""The Chat tab: streamed answers with a closed, live "Thinking" block and the sources one click away,
+stop, regenerate, new chat, a picker of past chats (titled with their dates) and a think / answer-fast
+switch. A loaded page reopens the last chat. Also the scripting endpoint ``/chat``.
 
-Each browser tab keeps its own session id in a hidden textbox, so several tabs chat at once.
+Each browser tab keeps its own session id in a hidden textbox, so several tabs chat at once. Send and
+Regenerate are enabled only when they have something to do.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from docmind.agent.sessions import Sessions
+from docmind.agent.events import MODE_SEARCH
+from docmind.agent.sessions import Sessions, chat_labels
 from docmind.config import Settings
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import user_message
@@ -101,10 +104,10 @@ class Chatter:
         with self._lock:
             if self._services is None:
                 import_heavy_libraries()
-                from docmind.agent.chat import ChatService
+                from docmind.agent.chat import APP_WORDING, ChatService
 
-                self._services = (ChatService(self._settings),
-                                  ChatService(self._settings, model_loader=_fast_model_handle))
+                self._services = (ChatService(self._settings, wording=APP_WORDING),
+                                  ChatService(self._settings, model_loader=_fast_model_handle, wording=APP_WORDING))
             return self._services[0 if think else 1]
 
     def use_settings(self, settings: Settings) -> None:
@@ -141,6 +144,33 @@ class Chatter:
             yield view
 
 
+PICKER_PLACEHOLDER = "Choose a past chat to continue it…"
+_LAST_QUESTION = "document.querySelectorAll('#docmind-chatbot .message-row.user-row')"
+_SCROLL_TO = """(row) => {
+    const box = document.querySelector('#docmind-chatbot [role=log]');
+    if (row && box) box.scrollTop += row.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+}"""
+SCROLL_TO_NEW_QUESTION_JS = f"""() => {{
+    const scrollTo = {_SCROLL_TO};
+    const before = {_LAST_QUESTION}.length;
+    let tries = 0;
+    const timer = setInterval(() => {{
+        const rows = {_LAST_QUESTION};
+        if (rows.length > before || ++tries > 50) {{ clearInterval(timer); scrollTo(rows[rows.length - 1]); }}
+    }}, 100);
+}}"""
+"""Once the new question shows, scroll the chat so it is at the top: the answer grows below it, in view."""
+SCROLL_TO_LAST_QUESTION_JS = f"""() => {{
+    const rows = {_LAST_QUESTION};
+    ({_SCROLL_TO})(rows[rows.length - 1]);
+}}"""
+"""After an answer: the question and the start of its answer (with any notice) in view, not its end."""
+SET_PICKER_PLACEHOLDER_JS = f"""() => {{
+    const input = document.querySelector('#docmind-session-picker input');
+    if (input) input.placeholder = {PICKER_PLACEHOLDER!r};
+}}"""
+
+
 @dataclass
 class ChatTab:
     """The components other tabs wire to (the Sessions tab opens a chat here)."""
@@ -149,20 +179,38 @@ class ChatTab:
     chatbot: gr.Chatbot
     session_id: gr.Textbox
     picker: gr.Dropdown
+    regenerate: gr.Button
+    model_button: gr.Button
     sessions: Sessions
 
-    def fresh_picker(self) -> dict:
-        """The session picker with the chats that exist now (for a page that has just loaded)."""
-        return gr.update(choices=_choices(self.sessions))
+    @property
+    def shown(self) -> list:
+        """The outputs ``show`` fills: the chat, its id, the picker and the Regenerate button."""
+        return [self.chatbot, self.session_id, self.picker, self.regenerate]
+
+    def show(self, sid: str) -> tuple:
+        """Outputs for ``shown``: chat ``sid`` (or a new, empty chat for "")."""
+        history = history_from_stored(self.sessions.messages(sid)) if sid else []
+        picker = gr.update(choices=_choices(self.sessions), value=sid or None)
+        return history, sid, picker, gr.update(interactive=_has_question(history))
+
+    def reopen(self) -> tuple:
+        """On page load (a reload, a new browser tab): the most recent chat, so nothing looks lost."""
+        latest = self.sessions.latest()
+        return self.show(latest.id if latest else "")
 
     def open_session(self, sid: str) -> tuple:
-        """Outputs for ``[chatbot, session_id, picker, tabs]``: session ``sid`` shown in the Chat tab."""
-        picker = gr.update(choices=_choices(self.sessions), value=sid)
-        return history_from_stored(self.sessions.messages(sid)), sid, picker, gr.Tabs(selected="chat")
+        """Outputs for ``[*shown, tabs]``: session ``sid`` shown in the Chat tab."""
+        return (*self.show(sid), gr.Tabs(selected="chat"))
 
 
 def _choices(sessions: Sessions) -> list[tuple[str, str]]:
-    return [(s.title or "Untitled chat", s.id) for s in sessions.list()]
+    chats = sessions.list()
+    return list(zip(chat_labels(chats), [s.id for s in chats]))
+
+
+def _has_question(history: list) -> bool:
+    return any(m.get("role") == "user" for m in history or [])
 
 
 def render(context: AppContext, chatter: Chatter) -> ChatTab:
@@ -177,7 +225,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             picker = gr.Dropdown(
                 choices=choices(),
                 value=None,
-                label="Chat",
+                label="Past chats",
                 scale=5,
                 allow_custom_value=False,
                 elem_id="docmind-session-picker",
@@ -193,7 +241,10 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             buttons=["copy"],
             feedback_options=None,
             group_consecutive_messages=True,
+            autoscroll=False,
         )
+        model_button = gr.Button("Get written answers: open the Model tab", visible=False, size="sm",
+                                 elem_id="docmind-open-model")
         with gr.Row():
             question = gr.Textbox(
                 placeholder="Ask about your documents…",
@@ -204,63 +255,73 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
                 elem_id="docmind-question",
                 autofocus=True,
             )
-            send = gr.Button("Send", variant="primary", scale=1, elem_id="docmind-send")
+            send = gr.Button("Send", variant="primary", scale=1, interactive=False, elem_id="docmind-send")
             stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="docmind-stop")
-            regenerate = gr.Button("Regenerate", scale=1, elem_id="docmind-regenerate")
+            regenerate = gr.Button("Regenerate", scale=1, interactive=False, elem_id="docmind-regenerate")
         pending = gr.State("")
 
     async def stream(text: str, sid: str, style: str, earlier: Callable[[TurnView], list], page: str,
                      regenerate: bool = False):
         """Stream one turn into the chat below the messages ``earlier(view)`` returns.
 
-        Stop cancels this; the turn then ends (and is stored as interrupted) before ``after_stop`` redraws.
+        A new chat joins the picker as soon as its question is stored. Stop cancels this; the turn
+        then ends (and is stored as interrupted) before ``after_stop`` redraws.
         """
         page_turn = chatter.track(page, sid)
+        busy = gr.update(visible=False), gr.update(visible=True), gr.update(interactive=False)
         try:
             view = TurnView(question=text, session_id=sid)
-            yield earlier(view) + view.messages(), sid, gr.skip(), gr.update(visible=False), gr.update(visible=True)
+            yield earlier(view) + view.messages(), sid, gr.skip(), *busy, gr.update(visible=False)
             turn = chatter.turn(context, text, sid, think=style == THINK, regenerate=regenerate)
             async with contextlib.aclosing(turn) as views:
                 async for view in views:
+                    listed = gr.skip()
+                    if view.session_id and page_turn.session_id != view.session_id:  # a new chat: list it now
+                        listed = gr.update(choices=await asyncio.to_thread(choices), value=view.session_id)
                     page_turn.session_id = view.session_id or sid
-                    yield earlier(view) + view.messages(), page_turn.session_id, gr.skip(), gr.skip(), gr.skip()
+                    yield (earlier(view) + view.messages(), page_turn.session_id, listed, gr.skip(), gr.skip(),
+                           gr.skip(), gr.skip())
         finally:
             chatter.end(page, page_turn)
         picked = gr.update(choices=await asyncio.to_thread(choices), value=view.session_id or None)
-        yield (earlier(view) + view.messages(), view.session_id or sid, picked, gr.update(visible=True),
-               gr.update(visible=False))
+        history = earlier(view) + view.messages()
+        yield (history, view.session_id or sid, picked, gr.update(visible=True), gr.update(visible=False),
+               gr.update(interactive=bool(view.session_id) and _has_question(history)),
+               gr.update(visible=view.mode == MODE_SEARCH))
 
     async def respond(text: str, sid: str, style: str, history: list, request: gr.Request):
         """Stream the answer to ``text`` into the chat; the question box was already cleared."""
         text = (text or "").strip()
         if not text:
-            yield history, sid, gr.skip(), gr.update(visible=True), gr.update(visible=False)
+            yield history, sid, *(gr.skip() for _ in range(5))
             return
         history = list(history or [])
         async for update in stream(text, sid, style, lambda view: history, request.session_hash or ""):
             yield update
 
-    def take_question(text: str) -> tuple[str, str]:
-        return "", text
+    def take_question(text: str) -> tuple:
+        return "", text, gr.update(interactive=False)
 
-    outputs = [chatbot, session_id, picker, send, stop]
+    outputs = [chatbot, session_id, picker, send, stop, regenerate, model_button]
     events = []
     for trigger in (question.submit, send.click):
-        event = trigger(take_question, question, [question, pending], queue=False, api_visibility="private").then(
+        trigger(None, js=SCROLL_TO_NEW_QUESTION_JS, queue=False, api_visibility="private")
+        event = trigger(take_question, question, [question, pending, send], queue=False,
+                        api_visibility="private").then(
             respond, [pending, session_id, mode, chatbot], outputs, api_visibility="private"
         )
+        event.then(None, js=SCROLL_TO_LAST_QUESTION_JS, api_visibility="private")
         events.append(event)
-
-    def show_session(sid: str | None) -> tuple:
-        if not sid:
-            return [], ""
-        return history_from_stored(sessions.messages(sid)), sid
+    question.change(lambda text: gr.update(interactive=bool(text.strip())), question, send, queue=False,
+                   show_progress="hidden", trigger_mode="always_last", api_visibility="private")
 
     async def answer_again(sid: str, style: str, history: list, request: gr.Request):
         """Regenerate: the core drops the session's last turn and answers its question again."""
-        if not sid:
-            raise gr.Error("There is no question to answer again yet: ask one first.")
         history = list(history or [])
+        if not sid or not _has_question(history):
+            gr.Warning("There is no question to answer again yet: ask one first.", duration=5)
+            yield history, sid, gr.skip(), gr.skip(), gr.skip(), gr.update(interactive=False), gr.skip()
+            return
         last_question = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=len(history))
 
         def earlier(view: TurnView) -> list:  # the last turn leaves the chat once the core has dropped it
@@ -270,28 +331,25 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             yield update
 
     regen = regenerate.click(answer_again, [session_id, mode, chatbot], outputs, api_visibility="private")
+    regen.then(None, js=SCROLL_TO_LAST_QUESTION_JS, api_visibility="private")
     events.append(regen)
 
     async def after_stop(sid: str, request: gr.Request) -> tuple:
         """Once the stopped turn is stored, show its session as stored: the partial answer, marked as interrupted."""
         sid = await chatter.settled(request.session_hash or "") or sid
-
-        def stored() -> tuple[list, list]:
-            return (history_from_stored(sessions.messages(sid)) if sid else []), choices()
-
-        history, listed = await asyncio.to_thread(stored)
-        return (history, sid, gr.update(choices=listed, value=sid or None), gr.update(visible=True),
-                gr.update(visible=False))
+        history, sid, picked, regenerate_state = await asyncio.to_thread(chat_tab.show, sid)
+        return history, sid, picked, gr.update(visible=True), gr.update(visible=False), regenerate_state
 
     stop.click(lambda: (gr.update(visible=True), gr.update(visible=False)), outputs=[send, stop],
                cancels=events, queue=False, api_visibility="private").then(
-        after_stop, session_id, [chatbot, session_id, picker, send, stop], api_visibility="private")
-    picker.input(show_session, picker, [chatbot, session_id], api_visibility="private")
-    new_chat.click(lambda: ([], "", gr.update(value=None, choices=choices())), outputs=[chatbot, session_id, picker],
-                   api_visibility="private")
+        after_stop, session_id, [chatbot, session_id, picker, send, stop, regenerate], api_visibility="private")
+    chat_tab = ChatTab(tab=tab, chatbot=chatbot, session_id=session_id, picker=picker, regenerate=regenerate,
+                       model_button=model_button, sessions=sessions)
+    picker.input(lambda sid: chat_tab.show(sid or ""), picker, chat_tab.shown, api_visibility="private")
+    new_chat.click(lambda: chat_tab.show(""), outputs=chat_tab.shown, api_visibility="private")
     tab.select(lambda sid: gr.update(choices=choices(), value=sid or None), session_id, picker,
                api_visibility="private")
-    return ChatTab(tab=tab, chatbot=chatbot, session_id=session_id, picker=picker, sessions=sessions)
+    return chat_tab
 
 
 def register_api(context: AppContext, chatter: Chatter) -> None:

@@ -13,6 +13,10 @@ import gradio as gr
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
+ERROR_SECONDS = 8
+"""How long an error pop-up stays (it also has a close button)."""
+ERROR_TITLE = "That did not work"
+"""The pop-up's heading; the sentence below it says what went wrong and what to do."""
 UNEXPECTED = "Something went wrong: {error}. Nothing was lost; try again, and see the log if it keeps happening."
 
 
@@ -41,18 +45,23 @@ def _written_for_users() -> tuple[type[BaseException], ...]:
             StorageError)
 
 
+def error_popup(message: str) -> gr.Error:
+    """A short-lived, closable error pop-up that says what went wrong."""
+    return gr.Error(message, duration=ERROR_SECONDS, title=ERROR_TITLE, print_exception=False)
+
+
 def shows_errors(fn: F) -> F:
-    """Turn any exception ``fn`` raises into a ``gr.Error`` toast with a user-facing message."""
+    """Turn any exception ``fn`` raises into a short-lived error pop-up with a user-facing message."""
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return await fn(*args, **kwargs)
-            except gr.Error:
-                raise
+            except gr.Error as error:
+                raise error_popup(error.message) from error
             except Exception as error:
-                raise gr.Error(user_message(error)) from error
+                raise error_popup(user_message(error)) from error
 
         return async_wrapper  # type: ignore[return-value]
 
@@ -60,9 +69,9 @@ def shows_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
+        except gr.Error as error:
+            raise error_popup(error.message) from error
         except Exception as error:
-            raise gr.Error(user_message(error)) from error
+            raise error_popup(user_message(error)) from error
 
     return wrapper  # type: ignore[return-value]

@@ -1,6 +1,7 @@
-"""The Sessions tab: list, search, rename, delete (with confirmation), export and import past chats.
+"""The Chats tab: list, search, rename, delete (with confirmation), export and import past chats.
 
-Also the scripting endpoints ``/sessions``, ``/rename_session``, ``/delete_session`` and ``/export_session``.
+The page says "chats" throughout; the scripting endpoints keep their names (``/sessions``,
+``/rename_session``, ``/delete_session`` and ``/export_session``), which users' scripts depend on.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from docmind.agent import Sessions
+from docmind.agent import Sessions, when_label
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 
-COLUMNS = ["Title", "Messages", "Last active", "Match", "ID"]
+COLUMNS = ["Chat", "Started", "Last active", "Messages"]
+SEARCH_COLUMN = "Found text"
 
 
 @dataclass
@@ -27,10 +29,6 @@ class SessionsTab:
     table: gr.Dataframe
     selected: gr.Textbox
     open_button: gr.Button
-
-
-def _when(stamp: str) -> str:
-    return stamp[:16].replace("T", " ")
 
 
 def _export_path(context: AppContext, session_id: str, title: str, suffix: str) -> Path:
@@ -44,18 +42,21 @@ def render(context: AppContext) -> SessionsTab:
     """Build the Sessions tab inside the current Blocks."""
     sessions = Sessions(context.db)
 
-    def rows(query: str = "") -> list[list]:
+    def listing(query: str = "") -> tuple[dict, list[str]]:
+        """The table (a "Found text" column only for a search) and the chat ids of its rows, in order."""
+        listed = sessions.list()
         if not query.strip():
-            return [[s.title or "Untitled chat", s.messages, _when(s.updated_at), "", s.id] for s in sessions.list()]
+            data = [[s.title or "Untitled chat", when_label(s.created_at), when_label(s.updated_at), s.messages]
+                    for s in listed]
+            return {"headers": COLUMNS, "data": data}, [s.id for s in listed]
         hits: dict[str, str] = {}
         for hit in sessions.search(query):
             hits.setdefault(hit.session, hit.snippet)
-        listed = {s.id: s for s in sessions.list()}
-        return [
-            [listed[sid].title or "Untitled chat", listed[sid].messages, _when(listed[sid].updated_at), snippet, sid]
-            for sid, snippet in hits.items()
-            if sid in listed
-        ]
+        known = {s.id: s for s in listed}
+        found = [sid for sid in hits if sid in known]
+        data = [[known[sid].title or "Untitled chat", when_label(known[sid].created_at),
+                 when_label(known[sid].updated_at), known[sid].messages, hits[sid]] for sid in found]
+        return {"headers": [*COLUMNS, SEARCH_COLUMN], "data": data}, found
 
     def exports(session_id: str) -> tuple[dict, dict]:
         if not session_id:
@@ -71,21 +72,25 @@ def render(context: AppContext) -> SessionsTab:
         if not session_id:
             return "Select a chat in the list."
         info = sessions.get(session_id)
-        return f"**{info.title or 'Untitled chat'}** · {info.messages} messages · started {_when(info.created_at)}"
+        return (f"**{info.title or 'Untitled chat'}** · {info.messages} messages · "
+                f"started {when_label(info.created_at)}")
 
-    with gr.Tab("Sessions", id="sessions") as tab:
+    def first_listing() -> dict:
+        return listing()[0]
+
+    with gr.Tab("Chats", id="sessions") as tab:
         with gr.Row():
             query = gr.Textbox(placeholder="Search all chats…", show_label=False, scale=6, container=False)
             search = gr.Button("Search", scale=1)
             clear = gr.Button("Show all", scale=1)
         table = gr.Dataframe(
-            value=lambda: rows(),
+            value=first_listing,
             headers=COLUMNS,
-            datatype=["str", "number", "str", "str", "str"],
             interactive=False,
             wrap=True,
             elem_id="docmind-sessions-table",
         )
+        row_ids = gr.State(lambda: listing()[1])
         selected = gr.Textbox(visible=False, elem_id="docmind-sessions-selected")
         summary = gr.Markdown("Select a chat in the list.", elem_id="docmind-sessions-summary")
         with gr.Row():
@@ -94,7 +99,8 @@ def render(context: AppContext) -> SessionsTab:
             export_json = gr.DownloadButton("Export JSON", interactive=False)
             delete = gr.Button("Delete…", variant="stop", interactive=False)
         with gr.Row():
-            new_title = gr.Textbox(placeholder="New title", show_label=False, scale=4, container=False)
+            new_title = gr.Textbox(placeholder="Select a chat, then edit its title here", show_label=False, scale=4,
+                                   container=False, elem_id="docmind-sessions-title")
             rename = gr.Button("Rename", scale=1, interactive=False)
         with gr.Row(visible=False) as confirm_row:
             confirm_text = gr.Markdown()
@@ -108,21 +114,28 @@ def render(context: AppContext) -> SessionsTab:
     def buttons(enabled: bool) -> list[dict]:
         return [gr.update(interactive=enabled) for _ in range(3)]
 
-    @shows_errors
-    def select(evt: gr.SelectData) -> tuple:
-        session_id = evt.row_value[-1] if evt.row_value else ""
-        return (session_id, describe(session_id), *exports(session_id), *buttons(bool(session_id)), gr.update(visible=False))
+    def title_of(session_id: str) -> str:
+        return sessions.get(session_id).title if session_id else ""
 
-    selection_outputs = [selected, summary, export_md, export_json, open_button, delete, rename, confirm_row]
-    table.select(select, outputs=selection_outputs, api_visibility="private")
+    @shows_errors
+    def select(ids: list[str], evt: gr.SelectData) -> tuple:
+        row = evt.index[0] if evt.index else None
+        session_id = ids[row] if row is not None and row < len(ids) else ""
+        return (session_id, describe(session_id), *exports(session_id), *buttons(bool(session_id)),
+                gr.update(visible=False), title_of(session_id))
+
+    selection_outputs = [selected, summary, export_md, export_json, open_button, delete, rename, confirm_row,
+                         new_title]
+    table.select(select, row_ids, outputs=selection_outputs, api_visibility="private")
 
     @shows_errors
     def refresh(query_text: str, session_id: str) -> tuple:
-        known = session_id and any(s.id == session_id for s in sessions.list())
-        session_id = session_id if known else ""
-        return (rows(query_text), session_id, describe(session_id), *exports(session_id), *buttons(bool(session_id)))
+        table_value, ids = listing(query_text)
+        session_id = session_id if session_id in ids else ""
+        return (table_value, ids, session_id, describe(session_id), *exports(session_id),
+                *buttons(bool(session_id)))
 
-    refresh_outputs = [table, selected, summary, export_md, export_json, open_button, delete, rename]
+    refresh_outputs = [table, row_ids, selected, summary, export_md, export_json, open_button, delete, rename]
     for trigger in (search.click, query.submit, tab.select):
         trigger(refresh, inputs=[query, selected], outputs=refresh_outputs, api_visibility="private")
     clear.click(lambda s: refresh("", s), inputs=selected, outputs=refresh_outputs, api_visibility="private").then(
@@ -133,8 +146,9 @@ def render(context: AppContext) -> SessionsTab:
     def do_rename(session_id: str, title: str, query_text: str) -> tuple:
         if not title.strip():
             raise gr.Error("Type the new title first.")
-        sessions.rename(session_id, title)
-        return ("", *refresh(query_text, session_id))
+        info = sessions.rename(session_id, title)
+        gr.Info(f"Chat renamed to “{info.title}”.", duration=4)
+        return (info.title, *refresh(query_text, session_id))
 
     rename.click(do_rename, [selected, new_title, query], [new_title, *refresh_outputs], api_visibility="private")
     new_title.submit(do_rename, [selected, new_title, query], [new_title, *refresh_outputs], api_visibility="private")
@@ -144,6 +158,14 @@ def render(context: AppContext) -> SessionsTab:
         info = sessions.get(session_id)
         text = f"Delete **{info.title or 'Untitled chat'}** and its {info.messages} messages? This cannot be undone."
         return gr.update(visible=True), text
+
+    def confirm_export(session_id: str, kind: str) -> None:
+        if session_id:
+            gr.Info(f"“{title_of(session_id) or 'Untitled chat'}” exported as {kind}: your browser saves it "
+                    "in its downloads folder.", duration=5)
+
+    export_md.click(lambda sid: confirm_export(sid, "Markdown"), selected, api_visibility="private")
+    export_json.click(lambda sid: confirm_export(sid, "JSON"), selected, api_visibility="private")
 
     delete.click(ask_delete, selected, [confirm_row, confirm_text], api_visibility="private")
     cancel.click(lambda: gr.update(visible=False), outputs=confirm_row, api_visibility="private")

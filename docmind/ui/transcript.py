@@ -1,12 +1,11 @@
 """Chat messages as the Gradio Chatbot shows them, from agent events (live) or stored messages (reload).
 
-Thinking, tool calls and each cited passage are "thoughts" (messages with a ``metadata`` title): they
-render as collapsible blocks, so a numbered citation opens to the passage with its file and page.
+Thinking and tool calls are "thoughts" (messages with a ``metadata`` title), collapsible blocks; the
+sources follow the answer as one block, titled with the cited files, that opens to the numbered passages.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,8 @@ from docmind.agent.events import (
 from docmind.storage.sessions import STATUS_INTERRUPTED, StoredMessage
 
 INTERRUPTED = "_(stopped before the answer was finished)_"
-_ids = itertools.count(1)
+QUOTE_CHARS = 400
+"""A cited passage is shown up to this many characters."""
 
 
 def where(source: str, page: int | None) -> str:
@@ -36,28 +36,36 @@ def where(source: str, page: int | None) -> str:
     return f"{name} · page {page}" if page else name
 
 
-def citation_messages(citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A collapsed "Sources" block holding one collapsible block per numbered passage."""
+def sources_message(citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The answer's sources, one click away: a block titled with the cited files that opens to the passages.
+
+    It is an ordinary message (full-size text), so it reads as the end of the answer it follows.
+    """
     if not citations:
         return []
-    group = f"sources-{next(_ids)}"
-    messages: list[dict[str, Any]] = [
-        {"role": "assistant", "content": "", "metadata": {"title": f"Sources ({len(citations)})", "id": group,
-                                                          "status": "done"}}
-    ]
+    files = list(dict.fromkeys(where(c["source"], c.get("page")) for c in citations))
+    entries = []
     for citation in citations:
-        title = f"[{citation.get('number', '?')}] {where(citation['source'], citation.get('page'))}"
-        messages.append({
-            "role": "assistant",
-            "content": f"{citation.get('text', '').strip()}\n\n`{citation['source']}`",
-            "metadata": {"title": title, "parent_id": group, "status": "done"},
-        })
-    return messages
+        quote = " ".join(citation.get("text", "").split())
+        if len(quote) > QUOTE_CHARS:
+            quote = quote[:QUOTE_CHARS].rsplit(" ", 1)[0] + "…"
+        entries.append(f"**[{citation.get('number', '?')}] {where(citation['source'], citation.get('page'))}**"
+                       f"\n\n> {quote}\n\n<small>{citation['source']}</small>")
+    summary = f"Sources ({len(citations)}): {', '.join(files)}"
+    body = "\n\n".join(entries)
+    return [{"role": "assistant", "content": f"<details class=\"docmind-sources\"><summary>{summary}</summary>\n\n"
+                                             f"{body}\n\n</details>"}]
 
 
 def thinking_message(text: str, done: bool, seconds: float | None = None) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"title": "Thinking", "status": "done" if done else "pending"}
-    if seconds is not None:
+    """The model's thinking as a closed block: ``Thinking… 12 s`` while it thinks, then ``Thinking``.
+
+    Gradio opens a "pending" block, so a live one is marked "done" too: it stays closed until clicked.
+    """
+    metadata: dict[str, Any] = {"title": "Thinking", "status": "done"}
+    if not done:
+        metadata["title"] = f"Thinking… {int(seconds or 0)} s"
+    elif seconds is not None:
         metadata["duration"] = round(seconds, 1)
     return {"role": "assistant", "content": text.strip(), "metadata": metadata}
 
@@ -75,7 +83,7 @@ def history_from_stored(messages: list[StoredMessage]) -> list[dict[str, Any]]:
             if m.status == STATUS_INTERRUPTED:
                 content = f"{content}\n\n{INTERRUPTED}".strip()
             history.append({"role": "assistant", "content": content})
-            history.extend(citation_messages(m.extra.get("citations") or []))
+            history.extend(sources_message(m.extra.get("citations") or []))
     return history
 
 
@@ -97,6 +105,7 @@ class TurnView:
     stopped: bool = False
     error: str = ""
     started: float = field(default_factory=time.monotonic)
+    thinking_started: float | None = None
     thinking_seconds: float | None = None
 
     def apply(self, event: ChatEvent) -> None:
@@ -108,10 +117,12 @@ class TurnView:
             self.session_id = event.session_id
             self.error = event.message
         elif isinstance(event, ThinkingToken):
+            if self.thinking_started is None:
+                self.thinking_started = time.monotonic()
             self.thinking += event.text
         elif isinstance(event, AnswerToken):
-            if self.thinking and self.thinking_seconds is None:
-                self.thinking_seconds = time.monotonic() - self.started
+            if self.thinking_started is not None and self.thinking_seconds is None:
+                self.thinking_seconds = time.monotonic() - self.thinking_started
             self.answer += event.text
         elif isinstance(event, AnswerReset):
             self.answer = ""
@@ -136,7 +147,10 @@ class TurnView:
         out: list[dict[str, Any]] = [{"role": "user", "content": self.question}] if self.question else []
         if self.thinking.strip():
             finished = self.done or self.stopped or bool(self.answer)
-            out.append(thinking_message(self.thinking, finished, self.thinking_seconds))
+            seconds = self.thinking_seconds
+            if not finished and self.thinking_started is not None:
+                seconds = time.monotonic() - self.thinking_started
+            out.append(thinking_message(self.thinking, finished, seconds))
         for tool in self.tools:
             out.append({"role": "assistant", "content": tool,
                         "metadata": {"title": "Searched your documents", "status": "done"}})
@@ -151,7 +165,7 @@ class TurnView:
             out.append({"role": "assistant", "content": "\n\n".join(parts)})
         elif not self.done:
             out.append({"role": "assistant", "content": "", "metadata": {"title": "Working…", "status": "pending"}})
-        out.extend(citation_messages(self.citations))
+        out.extend(sources_message(self.citations))
         return out
 
     def result(self) -> dict[str, Any]:

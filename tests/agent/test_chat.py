@@ -9,7 +9,7 @@ import traceback
 
 import pytest
 
-from docmind.agent.chat import ChatService, EmptyQuestionError, QuestionTooLongError
+from docmind.agent.chat import APP_WORDING, ChatService, EmptyQuestionError, QuestionTooLongError
 from docmind.agent.events import (
     AnswerToken,
     Citations,
@@ -158,6 +158,14 @@ async def test_model_not_downloaded_gives_a_labelled_search_result(settings_with
     assert "search result" in done.answer.lower() and "docmind model download" in done.answer
     assert done.citations and done.citations[0].source.endswith("report.md")
     assert ChatLog(service.db).messages(done.session_id)[1].status == "complete"
+
+
+async def test_in_the_app_the_search_result_points_to_the_model_tab(settings_with_library, tmp_path):
+    settings = settings_with_library.model_copy(update={"model_path": tmp_path / "no-model-here"})
+    events = await run_turn(ChatService(settings, wording=APP_WORDING), None, "How much did revenue grow?")
+    notice, done = next(e for e in events if isinstance(e, Notice)), _done(events)
+    for text in (notice.text, done.answer):
+        assert "Model** tab" in text and "docmind" not in text and "no-model-here" not in text
 
 
 async def test_bad_input_is_refused_before_anything_is_stored(settings_with_library):

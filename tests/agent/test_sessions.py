@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -169,3 +170,28 @@ def test_delete_is_refused_while_another_process_answers_and_removes_the_lock_fi
     assert not path.exists()
     with pytest.raises(UnknownSessionError):
         sessions.get(session_id)
+
+
+def test_chat_labels_carry_the_start_time_and_latest_is_the_last_active_chat(db_path) -> None:
+    from datetime import datetime, timezone
+
+    from docmind.agent.sessions import chat_label, chat_labels, when_label
+
+    today = datetime(2026, 12, 4, 15, 0, tzinfo=timezone.utc).astimezone()
+    assert when_label("2026-12-04T14:05:00.000+00:00", today).startswith("today ")
+    local = datetime(2026, 12, 1, 9, 12, tzinfo=timezone.utc).astimezone()
+    assert when_label("2026-12-01T09:12:00.000+00:00", today) == f"{local.day} {local:%b} {local:%H:%M}"
+    assert "2025" in when_label("2025-06-01T09:12:00.000+00:00", today)
+    sessions = Sessions(db_path)
+    assert sessions.latest() is None
+    first = sessions.create("Warranty?")
+    sessions.log.append(first.id, StoredMessage("user", "Warranty?"))
+    second = sessions.create("Warranty?")
+    sessions.log.append(second.id, StoredMessage("user", "Warranty?"))
+    sessions.create("")  # an empty new chat is never the one to reopen
+    assert chat_label(sessions.get(first.id)).startswith("Warranty? · today ")
+    assert sessions.latest().id == second.id
+    older = sessions.get(first.id)
+    same_minute = [dataclasses.replace(sessions.get(second.id), created_at=older.created_at), older]  # newest first
+    labels = chat_labels(same_minute, today)
+    assert labels[1] == chat_label(same_minute[1], today) and labels[0] == f"{labels[1]} (2)"

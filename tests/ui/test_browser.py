@@ -92,7 +92,7 @@ def page(context, server: Server):
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(server.url)
-    page.get_by_role("tab", name="Chat").wait_for()
+    page.get_by_role("tab", name="Chat", exact=True).wait_for()
     return page
 
 
@@ -183,11 +183,10 @@ def test_upload_over_the_size_limit_says_so(page, documents: dict[str, Path], ar
 
 
 def test_without_a_model_the_answer_is_a_labelled_search_result_with_citations(page, artifacts: Path) -> None:
-    page.get_by_role("tab", name="Chat").click()
+    page.get_by_role("tab", name="Chat", exact=True).click()
     seen = _ask(page, QUESTION)
     assert "Search result" in seen[-1]
-    page.locator("#docmind-chatbot").get_by_text(re.compile(r"^Sources \(\d\)$")).click()
-    page.locator("#docmind-chatbot").get_by_text(re.compile(r"^\[\d\] warranty\.txt$")).click()
+    page.locator("#docmind-chatbot summary").filter(has_text=re.compile(r"^Sources \(\d\): .*warranty\.txt")).click()
     page.locator("#docmind-chatbot").get_by_text(re.compile(r"library/\w+/warranty\.txt")).wait_for(state="visible")  # the passage
     page.wait_for_timeout(300)  # let the block finish opening before the screenshot
     page.screenshot(path=artifacts / "04-search-result-citation.png", full_page=True)
@@ -215,7 +214,7 @@ def test_download_pause_and_resume_then_chat_opens(page, fake_hub: FakeHub, arti
     page.get_by_role("tab", name="Model").click()
     page.locator("#docmind-model-status").get_by_text("In use: Qwen3 0.6B").wait_for()
     page.screenshot(path=artifacts / "05-downloaded.png", full_page=True)
-    page.get_by_role("tab", name="Chat").click()
+    page.get_by_role("tab", name="Chat", exact=True).click()
 
 
 def test_the_model_streams_its_answer(page, artifacts: Path) -> None:
@@ -258,7 +257,7 @@ def test_after_reload_the_session_is_listed_and_exports(page, artifacts: Path) -
     page.locator("#docmind-session-picker input").click()  # the Chat tab's session picker
     page.get_by_role("option", name="Summarise the warranty terms").click()
     page.locator("#docmind-chatbot").get_by_text("Summarise the warranty terms").first.wait_for()
-    page.get_by_role("tab", name="Sessions").click()
+    page.get_by_role("tab", name="Chats").click()
     table = page.locator("#docmind-sessions-table")
     table.get_by_text("Summarise the warranty terms").click()
     page.locator("#docmind-sessions-summary").get_by_text("2 messages").wait_for()
@@ -273,7 +272,7 @@ def test_after_reload_the_session_is_listed_and_exports(page, artifacts: Path) -
 
 
 def test_sessions_search_import_and_delete_with_confirmation(page, tmp_path: Path, artifacts: Path) -> None:
-    page.get_by_role("tab", name="Sessions").click()
+    page.get_by_role("tab", name="Chats").click()
     table = page.locator("#docmind-sessions-table")
     page.get_by_placeholder("Search all chats…").fill("Zorblax")
     page.get_by_role("button", name="Search").click()
@@ -319,7 +318,9 @@ def test_two_browser_tabs_chat_at_once_in_their_own_sessions(context, server: Se
     for index, tab in enumerate(pages):
         tab.set_default_timeout(WAIT_MS)
         tab.goto(server.url)
-        tab.get_by_role("tab", name="Chat").wait_for()
+        tab.get_by_role("tab", name="Chat", exact=True).wait_for()
+        tab.locator("#docmind-chatbot .message-row").first.wait_for()  # the last chat reopens in a new tab
+        tab.get_by_role("button", name="New chat").click()
         tab.locator("#docmind-question textarea").fill(f"Tab {index} asks about returns")
     for tab in pages:
         tab.locator("#docmind-send").click()
@@ -327,7 +328,7 @@ def test_two_browser_tabs_chat_at_once_in_their_own_sessions(context, server: Se
         tab.locator("#docmind-chatbot").get_by_text(f"Tab {index} asks about returns").wait_for()
         tab.locator("#docmind-send").wait_for(state="visible")
         tab.locator("#docmind-regenerate").wait_for(state="visible")
-        assert tab.locator("#docmind-session-picker input").input_value() == f"Tab {index} asks about returns"
+        assert tab.locator("#docmind-session-picker input").input_value().startswith(f"Tab {index} asks about returns · ")
     pages[1].screenshot(path=artifacts / "09-second-tab.png", full_page=True)
     for tab in pages:
         tab.close()

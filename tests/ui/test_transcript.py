@@ -28,8 +28,8 @@ def test_a_streaming_turn_shows_pending_thinking_then_the_answer_with_sources() 
     view = TurnView(question="How did revenue change?")
     view.apply(TurnStarted("s1", "How did revenue change?"))
     view.apply(ThinkingToken("Let me search. "))
-    thinking = _thoughts(view.messages())["Thinking"]
-    assert thinking["metadata"]["status"] == "pending" and thinking["content"] == "Let me search."
+    thinking = _thoughts(view.messages())["Thinking… 0 s"]  # titled from its first token, with its seconds
+    assert thinking["metadata"]["status"] == "done" and thinking["content"] == "Let me search."  # closed
 
     view.apply(ToolCalled("search_documents", {"query": "revenue"}))
     view.apply(AnswerToken("Draft"))
@@ -40,14 +40,13 @@ def test_a_streaming_turn_shows_pending_thinking_then_the_answer_with_sources() 
     messages = view.messages()
     thoughts = _thoughts(messages)
     assert messages[0] == {"role": "user", "content": "How did revenue change?"}
-    assert thoughts["Thinking"]["metadata"]["status"] == "done"
+    assert thoughts["Thinking"]["metadata"]["status"] == "done" and "duration" in thoughts["Thinking"]["metadata"]
     assert thoughts["Searched your documents"]["content"] == "search_documents: revenue"
-    assert [m["content"] for m in messages if m["role"] == "assistant" and not m.get("metadata")] == [
-        "Revenue grew 12% [1]."
-    ]
-    source = thoughts["[1] report.pdf · page 3"]
-    assert source["metadata"]["parent_id"] == thoughts["Sources (1)"]["metadata"]["id"]
-    assert "Revenue grew 12% in 2025." in source["content"] and "/docs/report.pdf" in source["content"]
+    answer, sources = [m["content"] for m in messages if m["role"] == "assistant" and not m.get("metadata")]
+    assert answer == "Revenue grew 12% [1]."
+    assert "<summary>Sources (1): report.pdf · page 3</summary>" in sources  # one click opens the passages
+    assert "**[1] report.pdf · page 3**" in sources and "> Revenue grew 12% in 2025." in sources
+    assert "/docs/report.pdf" in sources
     assert view.result() | {"citations": []} == {
         "session": "s1", "answer": "Revenue grew 12% [1].", "thinking": "Let me search.", "citations": [],
         "notices": [], "mode": "agent", "prompt_tokens": 40, "completion_tokens": 9, "done": True, "error": "",
@@ -75,8 +74,8 @@ def test_a_saved_session_reloads_with_thinking_sources_and_interruptions() -> No
     history = history_from_stored(stored)
     thoughts = _thoughts(history)
     assert thoughts["Thinking"]["metadata"]["status"] == "done" and thoughts["Thinking"]["content"] == "Looking."
-    assert "[1] notes.md" in thoughts
     plain = [m["content"] for m in history if not m.get("metadata")]
+    assert "<summary>Sources (1): notes.md</summary>" in plain.pop(2) and "> Call Ada." in history[3]["content"]
     assert plain == ["Who do I call?", "Call Ada [1].", "And then?", f"Then\n\n{INTERRUPTED}"]
 
 
