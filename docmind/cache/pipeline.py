@@ -149,7 +149,9 @@ def _documents(source: str, sections: list[Section]) -> list[Document]:
     """One LlamaIndex document per section: cleaned text, with the outline of contexts that ``SectionContext`` reads."""
     documents = []
     path: list[tuple[int, str]] = []  # the heading path in force, carried across pages
-    title = next((section.title for section in sections if section.title), "") or Path(source).name
+    title = next((section.title for section in sections if section.title), "")
+    if not title and any(section.headings for section in sections):
+        title = Path(source).name
     for section in sections:
         text, outline, path = _outlined(section, title, path)
         document = Document(
@@ -189,6 +191,9 @@ def _outlined(
 
 
 def _context(title: str, path: list[tuple[int, str]]) -> str:
+    """"Title › heading › subheading"; empty for a file with neither (so equal texts share one embedding)."""
+    if not title:
+        return ""
     names = [name for _, name in path]
     if names and names[0].casefold() == title.casefold():
         names = names[1:]

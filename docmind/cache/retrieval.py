@@ -124,11 +124,11 @@ class Fusion:
     """How the two rankings are combined; the defaults were chosen on the development questions of
     ``tests/retrieval_eval`` (see ``tests/benchmarks/bench_retrieval.py``)."""
 
-    rrf_k: int = RRF_K
-    keyword_weight: float = 1.0  # times the BM25 ranking's decisiveness share
+    rrf_k: int = 10
+    keyword_weight: float = 0.25  # times the BM25 ranking's decisiveness share
     vector_weight: float = 1.0  # times the vector ranking's decisiveness share
-    coverage_power: float = 2.0  # a BM25 hit's weight grows with the share of query terms it holds, to this power
-    per_document: int = 2  # chunks of one file in the top results before other files' chunks come first
+    coverage_power: float = 1.0  # a BM25 hit's weight grows with the share of query terms it holds, to this power
+    per_document: int = 1  # chunks of one file in the top results before other files' chunks come first
 
 
 @dataclass
