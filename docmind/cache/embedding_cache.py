@@ -1,6 +1,6 @@
 """Keep the per-chunk embedding cache bounded.
 
-Cached embeddings are keyed by the hash of a chunk's text, so an edited file re-embeds only what
+Cached embeddings are keyed by the hash of the text embedded (a chunk's context and text), so an edited file re-embeds only what
 changed and an edit undone costs nothing. Texts that left the library (removed files, old versions)
 would pile up for ever, so once the cache holds more than twice the library plus ``SPARE_ENTRIES``,
 the oldest of those leftovers are forgotten. Standard library only: this runs after ingests.
@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 SPARE_ENTRIES = 2000
 """Leftover embeddings always kept, so small libraries never prune."""
+
+
+def embed_text(text: str, context: str | None = None) -> str:
+    """What the embedding model reads for a chunk: its context line (title › headings), a blank line, its text."""
+    return f"{context}\n\n{text}" if context else text
 
 
 def text_key(text: str) -> str:
@@ -43,7 +48,8 @@ def prune_embedding_cache(db: Database, identity: str, spare: int = SPARE_ENTRIE
                      (collection,))[0][0]
     if cached <= live_count + allowed and not others:
         return 0
-    live = {text_key(row[0]) for row in db.read("SELECT text FROM chunks")}
+    rows = db.read("SELECT text, json_extract(metadata, '$.context') FROM chunks")
+    live = {text_key(embed_text(row[0], row[1])) for row in rows}
     rows = db.read("SELECT rowid, key FROM kv WHERE collection = ? ORDER BY rowid DESC", (collection,))
     leftovers = [rowid for rowid, key in rows if key not in live]
     doomed = [(rowid,) for rowid in leftovers[allowed:]]

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EMBED_BATCH_SIZE = 32
+CHUNK_TEXT_FORMAT = "context-v1"
+"""The form of what is embedded for each chunk (see ``pipeline.embedded_text``). It is part of the model's
+identity, so a library embedded in an older form is re-embedded once, as after a change of model."""
 _IDENTITY_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json")
 
 
@@ -45,10 +48,10 @@ def default_embed_model_path(configured: Path | None = None) -> Path:
 def embed_model_identity(path: Path) -> str:
     """A stable name for the model in ``path`` that does not depend on where it is installed.
 
-    The folder name plus a hash of its config files and the sizes of its weights: cheap (no torch)
-    and different whenever the model is.
+    The folder name plus a hash of its config files, the sizes of its weights and ``CHUNK_TEXT_FORMAT``:
+    cheap (no torch) and different whenever the model, or what it is given to embed, is.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(CHUNK_TEXT_FORMAT.encode())
     for name in _IDENTITY_FILES:
         file = path / name
         if file.is_file():

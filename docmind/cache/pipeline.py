@@ -1,4 +1,8 @@
-"""The LlamaIndex ingestion pipeline for one file: cleaning, ``SentenceSplitter``, cached embedding.
+"""The LlamaIndex ingestion pipeline for one file: cleaning, ``SentenceSplitter``, section context, cached embedding.
+
+Each chunk carries its ``context``: the file's title and the headings down to its section (for
+example "Options › Boolean Flags"). The context is embedded with the chunk's text, while the text
+shown and cited stays the original passage.
 
 The stock ``IngestionCache`` keys a transformation on all of its input nodes together, so one edited
 chunk misses the whole file. ``CachedEmbedding`` instead looks each chunk up by the hash of its text
@@ -25,13 +29,15 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode, TransformComponent
 from pydantic import ConfigDict, PrivateAttr
 
-from docmind.cache.embedding_cache import cache_collection, text_key
+from docmind.cache.embedding_cache import cache_collection, embed_text, text_key
 from docmind.cache.embeddings import EMBED_BATCH_SIZE, load_embed_model
 from docmind.cache.readers import Section
 
 CHUNK_SIZE = 256  # MiniLM reads only the first 256 word-pieces of a chunk
 CHUNK_OVERLAP = 32
-CHUNK_METADATA_KEYS = ["source", "page", "char_start", "char_end"]
+CHUNK_METADATA_KEYS = ["source", "page", "char_start", "char_end", "context"]
+CONTEXT_SEPARATOR = " › "
+_OUTLINE_KEY = "outline"  # a document's [offset, context] pairs; read by ``SectionContext``, not kept on chunks
 
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
 _SPACES = re.compile(r"[^\S\n]+")
@@ -50,13 +56,22 @@ def clean_text(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-class TextCleaner(TransformComponent):
-    """The cleaning step of the pipeline (see ``clean_text``)."""
+class SectionContext(TransformComponent):
+    """Give each chunk the context (title › headings) in force where it starts, from its document's outline."""
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         for node in nodes:
-            if isinstance(node, TextNode):
-                node.set_content(clean_text(node.get_content()))
+            outline = node.metadata.get(_OUTLINE_KEY) or []
+            node.metadata = {key: value for key, value in node.metadata.items() if key != _OUTLINE_KEY}
+            start = node.start_char_idx or 0
+            # a heading within the first third of the chunk names it better than the one before
+            position = start + len(node.get_content()) // 3
+            context = ""
+            for offset, path in outline:
+                if offset > position:
+                    break
+                context = path
+            node.metadata["context"] = context
         return nodes
 
 
@@ -99,8 +114,7 @@ class CachedEmbedding(TransformComponent):
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         missing: dict[str, list[BaseNode]] = {}
         for node in nodes:
-            text = node.get_content(metadata_mode=MetadataMode.EMBED)
-            key = text_key(text)
+            key = text_key(embedded_text(node))
             cached = self.cache.cache.get(key, collection=self.collection)
             if cached is not None:
                 node.embedding = _decode(cached["embedding"])
@@ -109,7 +123,7 @@ class CachedEmbedding(TransformComponent):
         keys = list(missing)
         for start in range(0, len(keys), self.batch_size):
             batch = keys[start : start + self.batch_size]
-            texts = [missing[key][0].get_content(metadata_mode=MetadataMode.EMBED) for key in batch]
+            texts = [embedded_text(missing[key][0]) for key in batch]
             began = time.perf_counter()
             vectors = load_embed_model(Path(self.model_path)).get_text_embedding_batch(texts)
             self._seconds += time.perf_counter() - began
@@ -126,18 +140,64 @@ class CachedEmbedding(TransformComponent):
         return nodes
 
 
+def embedded_text(node: BaseNode) -> str:
+    """What the embedding model reads for a chunk: its context line, then its text."""
+    return embed_text(node.get_content(metadata_mode=MetadataMode.NONE), node.metadata.get("context"))
+
+
 def _documents(source: str, sections: list[Section]) -> list[Document]:
+    """One LlamaIndex document per section: cleaned text, with the outline of contexts that ``SectionContext`` reads."""
     documents = []
+    path: list[tuple[int, str]] = []  # the heading path in force, carried across pages
+    title = next((section.title for section in sections if section.title), "")
+    if not title and any(section.headings for section in sections):
+        title = Path(source).name
     for section in sections:
+        text, outline, path = _outlined(section, title, path)
         document = Document(
-            text=section.text,
+            text=text,
             id_=f"{source}#page={section.page}" if section.page is not None else source,
-            metadata={"source": source, "page": section.page},
-            excluded_embed_metadata_keys=CHUNK_METADATA_KEYS,
-            excluded_llm_metadata_keys=CHUNK_METADATA_KEYS,
+            metadata={"source": source, "page": section.page, _OUTLINE_KEY: outline},
+            excluded_embed_metadata_keys=CHUNK_METADATA_KEYS + [_OUTLINE_KEY],
+            excluded_llm_metadata_keys=CHUNK_METADATA_KEYS + [_OUTLINE_KEY],
         )
         documents.append(document)
     return documents
+
+
+def _outlined(
+    section: Section, title: str, path: list[tuple[int, str]]
+) -> tuple[str, list[tuple[int, str]], list[tuple[int, str]]]:
+    """Clean the section's text piece by piece between its headings, so each heading's offset stays known.
+
+    Returns the cleaned text, its outline (offset, context) starting with the context inherited from
+    earlier pages, and the heading path in force at its end.
+    """
+    raw = section.text
+    headings = sorted((h for h in section.headings if 0 <= h.offset <= len(raw)), key=lambda h: h.offset)
+    cuts = [heading.offset for heading in headings]
+    pieces = [raw[start:end] for start, end in zip([0, *cuts], [*cuts, len(raw)])]
+    text = ""
+    outline = [(0, _context(title, path))]
+    for index, piece in enumerate(pieces):
+        if index > 0:
+            heading = headings[index - 1]
+            path = [(level, name) for level, name in path if level < heading.level] + [(heading.level, heading.text)]
+            outline.append((len(text) + 2 if text else 0, _context(title, path)))
+        cleaned = clean_text(piece)
+        if cleaned:
+            text = f"{text}\n\n{cleaned}" if text else cleaned
+    return text, outline, path
+
+
+def _context(title: str, path: list[tuple[int, str]]) -> str:
+    """"Title › heading › subheading"; empty for a file with neither (so equal texts share one embedding)."""
+    if not title:
+        return ""
+    names = [name for _, name in path]
+    if names and names[0].casefold() == title.casefold():
+        names = names[1:]
+    return CONTEXT_SEPARATOR.join([title, *names])
 
 
 def chunk_id(source: str, page: int | None, ordinal: int, text: str) -> str:
@@ -147,14 +207,18 @@ def chunk_id(source: str, page: int | None, ordinal: int, text: str) -> str:
 
 
 def build_pipeline(embedder: CachedEmbedding) -> IngestionPipeline:
-    """Cleaning, splitting and per-chunk cached embedding.
+    """Splitting, section context and per-chunk cached embedding (``chunk_files`` cleans the text first).
 
     The pipeline-level cache is off: it would key whole files and store every node as JSON
     (``embedder`` caches per chunk instead), and chunks are written by the caller in one
     transaction with the file's ``documents`` row, so a crash never leaves half a file.
     """
     return IngestionPipeline(
-        transformations=[TextCleaner(), SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP, paragraph_separator="\n\n"), embedder],
+        transformations=[
+            SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP, paragraph_separator="\n\n"),
+            SectionContext(),
+            embedder,
+        ],
         disable_cache=True,
     )
 

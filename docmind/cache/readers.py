@@ -2,6 +2,8 @@
 
 Every reader takes the file's bytes already read (so a file is read once, for hashing and parsing)
 and returns ``Section``s. Heavy parsers are imported only when a file of their type is read.
+Readers that know a file's structure also give its title and where each heading starts, so that
+chunks can carry the path of headings above them (see ``pipeline.chunk_files``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import codecs
 import csv
 import io
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +25,25 @@ class UnreadableFileError(Exception):
 
 
 @dataclass(frozen=True)
+class Heading:
+    """A heading that starts at character ``offset`` of its section's text; ``level`` 1 is the outermost."""
+
+    offset: int
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Section:
-    """Text of one part of a file: a PDF page, a slide, or the whole file (``page`` is None)."""
+    """Text of one part of a file: a PDF page, a slide, or the whole file (``page`` is None).
+
+    ``title`` is the file's title where it has one; ``headings`` are those starting in this section.
+    """
 
     text: str
     page: int | None = None
+    title: str = ""
+    headings: tuple[Heading, ...] = ()
 
 
 def read_pdf(data: bytes, path: Path) -> list[Section]:
@@ -37,7 +54,13 @@ def read_pdf(data: bytes, path: Path) -> list[Section]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableFileError("encrypted PDF that needs a password: save an unlocked copy and add that")
-        sections = [Section(page.extract_text() or "", number) for number, page in enumerate(reader.pages, start=1)]
+        texts = [page.extract_text() or "" for page in reader.pages]
+        outline = _pdf_outline(reader)
+        title = _pdf_title(reader)
+        sections = [
+            Section(text, number, title, _placed(text, outline.get(number, [])))
+            for number, text in enumerate(texts, start=1)
+        ]
     except UnreadableFileError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
@@ -49,6 +72,54 @@ def read_pdf(data: bytes, path: Path) -> list[Section]:
     if not any(section.text.strip() for section in sections):
         raise UnreadableFileError("PDF has no extractable text (scanned images?): run OCR on it first")
     return sections
+
+
+def _pdf_title(reader) -> str:
+    try:
+        title = reader.metadata.title if reader.metadata else None
+    except Exception:  # a damaged info dictionary only loses the title
+        return ""
+    title = str(title).strip() if title else ""
+    return "" if title.casefold() in _PLACEHOLDER_TITLES else title
+
+
+_PLACEHOLDER_TITLES = frozenset({"untitled", "(anonymous)", "anonymous"})  # what PDF writers put when no one set it
+
+
+def _pdf_outline(reader) -> dict[int, list[tuple[int, str]]]:
+    """The bookmarks of a PDF as ``{page: [(level, title), ...]}``, in reading order; empty if it has none."""
+    found: dict[int, list[tuple[int, str]]] = {}
+
+    def walk(items: list, level: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, level + 1)
+                continue
+            try:
+                page = reader.get_destination_page_number(item) + 1
+            except Exception:  # a bookmark pointing nowhere is skipped, not fatal
+                continue
+            found.setdefault(page, []).append((level, str(item.title).strip()))
+
+    try:
+        walk(reader.outline, 1)
+    except Exception:  # a damaged outline only loses the headings
+        return {}
+    return found
+
+
+def _placed(text: str, headings: list[tuple[int, str]]) -> tuple[Heading, ...]:
+    """Headings of a page placed where their title occurs in its text (in order; the page start if not found)."""
+    placed = []
+    position = 0
+    flat = text.lower()
+    for level, title in headings:
+        at_line_start = re.compile(r"^\s*" + re.escape(title.lower()), re.MULTILINE).search(flat, position)
+        found = at_line_start.start() if at_line_start else (flat.find(title.lower(), position) if title else -1)
+        offset = found if found >= 0 else position
+        placed.append(Heading(offset, level, title))
+        position = offset
+    return tuple(placed)
 
 
 def read_docx(data: bytes, path: Path) -> list[Section]:
@@ -103,12 +174,98 @@ def read_html(data: bytes, path: Path) -> list[Section]:
         tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     main = soup.find("main") or soup.find("article") or soup.body or soup
-    body = main.get_text("\n", strip=True)
-    return [Section(f"{title}\n{body}" if title and title not in body else body)]
+    titles = []
+    for tag in main.find_all(_HTML_HEADING):
+        titles.append(tag.get_text(" ", strip=True))
+        tag.insert(0, f"{_MARK}{tag.name[1]}")
+    body, headings = _unmark(main.get_text("\n", strip=True), titles)
+    if title and title not in body:
+        body = f"{title}\n{body}"
+        headings = tuple(Heading(h.offset + len(title) + 1, h.level, h.text) for h in headings)
+    return [Section(body, title=title or (headings[0].text if headings else ""), headings=headings)]
+
+
+_HTML_HEADING = re.compile(r"^h[1-6]$")
+_MARK = "\ue000"  # a private-use character marking where a heading starts, removed by ``_unmark``
+_MARKED = re.compile(_MARK + r"([1-6])\n?")
+
+
+def _unmark(text: str, titles: list[str]) -> tuple[str, tuple[Heading, ...]]:
+    """Remove heading marks from ``text``; return it with the headings (``titles``, in order) found there."""
+    parts = []
+    headings = []
+    length = 0
+    last = 0
+    for match, title in zip(_MARKED.finditer(text), titles):
+        parts.append(text[last : match.start()])
+        length += match.start() - last
+        last = match.end()
+        if title:
+            headings.append(Heading(length, int(match.group(1)), title))
+    parts.append(text[last:])
+    return "".join(parts), tuple(headings)
 
 
 def read_text(data: bytes, path: Path) -> list[Section]:
     return [Section(decode_text(data))]
+
+
+def read_markdown(data: bytes, path: Path) -> list[Section]:
+    """Markdown, with its ATX (``## Title``) and setext (underlined) headings."""
+    text = decode_text(data)
+    headings = []
+    offset = 0
+    fenced = False
+    lines = text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced:
+            atx = re.match(r"^(#{1,6})\s+(.+?)\s*#*\s*$", line)
+            underline = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            if atx:
+                headings.append(Heading(offset, len(atx.group(1)), atx.group(2)))
+            elif stripped and underline and set(underline) in ({"="}, {"-"}) and len(underline) >= 3:
+                headings.append(Heading(offset, 1 if underline[0] == "=" else 2, stripped))
+        offset += len(line)
+    return [Section(text, title=_first_title(headings), headings=tuple(headings))]
+
+
+_ADORNMENT = re.compile(r"^([!-/:-@\[-`{-~])\1{2,}\s*$")
+
+
+def read_rst(data: bytes, path: Path) -> list[Section]:
+    """reStructuredText, with its section titles (levels follow the order adornment styles first appear)."""
+    text = decode_text(data)
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    styles: list[tuple[str, bool]] = []
+    headings = []
+    index = 0
+    while index + 1 < len(lines):
+        overline = _ADORNMENT.match(lines[index])
+        title_at = index + 1 if overline else index
+        if title_at + 1 >= len(lines):
+            break
+        title = lines[title_at].strip()
+        under = _ADORNMENT.match(lines[title_at + 1])
+        if (title and not _ADORNMENT.match(lines[title_at]) and under and len(lines[title_at + 1].strip()) >= len(title)
+                and (not overline or overline.group(1) == under.group(1))):
+            style = (under.group(1), bool(overline))
+            if style not in styles:
+                styles.append(style)
+            headings.append(Heading(starts[index], styles.index(style) + 1, title))
+            index = title_at + 2
+            continue
+        index += 1
+    return [Section(text, title=_first_title(headings), headings=tuple(headings))]
+
+
+def _first_title(headings: list[Heading]) -> str:
+    return headings[0].text if headings else ""
 
 
 def read_csv(data: bytes, path: Path) -> list[Section]:
@@ -185,9 +342,9 @@ READERS: dict[str, Callable[[bytes, Path], list[Section]]] = {
     ".html": read_html,
     ".htm": read_html,
     ".xhtml": read_html,
-    ".md": read_text,
-    ".markdown": read_text,
-    ".rst": read_text,
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".rst": read_rst,
     ".txt": read_text,
     ".text": read_text,
     ".csv": read_csv,

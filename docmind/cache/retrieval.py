@@ -119,37 +119,91 @@ def _with_score(citation: Citation, score: float) -> Citation:
                     citation.char_start, citation.char_end)
 
 
+@dataclass(frozen=True)
+class Fusion:
+    """How the two rankings are combined; the defaults were chosen on the development questions of
+    ``tests/retrieval_eval`` (see ``tests/benchmarks/bench_retrieval.py``)."""
+
+    rrf_k: int = 10
+    keyword_weight: float = 0.25  # times the BM25 ranking's decisiveness share
+    vector_weight: float = 1.0  # times the vector ranking's decisiveness share
+    coverage_power: float = 1.0  # a BM25 hit's weight grows with the share of query terms it holds, to this power
+    per_document: int = 1  # chunks of one file in the top results before other files' chunks come first
+
+
+@dataclass
+class Candidates:
+    """What each ranking found for one query, before fusion."""
+
+    keyword: list[Citation] | None
+    vector: list[Citation] | None
+    coverage: list[float]
+
+
+def cap_per_document(ranked: list[Citation], cap: int) -> list[Citation]:
+    """Move each file's chunks past its first ``cap`` behind the other files' chunks (order kept otherwise),
+    so one long file cannot fill the top results; a library of one file keeps its order."""
+    if cap <= 0:
+        return ranked
+    counts: Counter[str] = Counter()
+    kept, later = [], []
+    for citation in ranked:
+        counts[citation.source] += 1
+        (kept if counts[citation.source] <= cap else later).append(citation)
+    return kept + later
+
+
 class Searcher:
     """Searches the library of one database; the embedding model is loaded on the first vector search."""
 
-    def __init__(self, settings: Settings | None = None, db: Database | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, db: Database | None = None, fusion: Fusion | None = None) -> None:
         self.settings = settings or load_settings()
         self.db = db or open_database(self.settings.db_path)
         self.store = SQLiteVectorStore(self.db)
         self.model_path = default_embed_model_path(self.settings.embed_model_path)
         self.identity = embed_model_identity(self.model_path)
+        self.fusion = fusion or Fusion()
 
     def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid") -> list[Citation]:
         """The ``k`` best passages for ``query``: fused vector + BM25 (``hybrid``), or one of them alone."""
         if not query.strip() or k <= 0 or not self.db.read("SELECT 1 FROM chunks LIMIT 1"):
             return []
-        pool = max(4 * k, 20)
+        found = self.candidates(query, max(4 * k, 20), mode)
+        if found is None:
+            return []
+        return self.fuse(found, k)
+
+    def candidates(self, query: str, pool: int, mode: SearchMode = "hybrid") -> Candidates | None:
+        """Each ranking's ``pool`` best passages (None: a vector search was asked of a stale library)."""
         keyword: list[Citation] | None = None
         vector: list[Citation] | None = None
+        coverage: list[float] = []
         if mode in ("hybrid", "keyword"):
             terms = query_terms(query)
             keyword = self._keyword(" ".join(sorted(terms)) or query, pool)
+            coverage = self._term_coverage(terms, keyword)
         if mode in ("hybrid", "vector"):
             if self._embeddings_match():
                 vector = self._vector(query, pool)
             elif mode == "vector":
-                return []
+                return None
+        return Candidates(keyword, vector, coverage)
+
+    def fuse(self, found: Candidates, k: int, fusion: Fusion | None = None) -> list[Citation]:
+        """The ``k`` best passages of ``found`` by weighted reciprocal rank fusion, at most
+        ``fusion.per_document`` per file ahead of other files."""
+        fusion = fusion or self.fusion
+        keyword, vector = found.keyword, found.vector
         if keyword is None or vector is None:
-            return reciprocal_rank_fusion([keyword if keyword is not None else vector or []])[:k]
+            ranked = reciprocal_rank_fusion([keyword if keyword is not None else vector or []], k=fusion.rrf_k)
+            return cap_per_document(ranked, fusion.per_document)[:k]
         keyword_weight, vector_weight = list_weights([c.score for c in keyword], [c.score for c in vector])
-        coverage = self._term_coverage(terms, keyword)
-        weights = [[keyword_weight * share**2 for share in coverage], [vector_weight] * len(vector)]
-        return reciprocal_rank_fusion([keyword, vector], weights)[:k]
+        keyword_weight *= fusion.keyword_weight
+        vector_weight *= fusion.vector_weight
+        weights = [[keyword_weight * share**fusion.coverage_power for share in found.coverage],
+                   [vector_weight] * len(vector)]
+        ranked = reciprocal_rank_fusion([keyword, vector], weights, k=fusion.rrf_k)
+        return cap_per_document(ranked, fusion.per_document)[:k]
 
     def _keyword(self, query: str, top_k: int) -> list[Citation]:
         result = self.store.text_search(query, top_k)

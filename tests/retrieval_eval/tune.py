@@ -1,0 +1,90 @@
+"""Choose the fusion settings and the relevance threshold on the development half of the questions.
+
+Run ``tests/benchmarks/bench_retrieval.py --split dev`` first (it builds the libraries), then
+``python tests/retrieval_eval/tune.py [--work DIR]``. It never reads the held-out half. It prints JSON:
+every fusion setting of a small global grid with its dev figures (overall, and the worst corpus and
+question type), best first, and the relevance thresholds with the share of no-answer questions
+flagged and of answerable ones still answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks.bench_retrieval import TOP, Hit, breakdown, load_questions, rank_of  # noqa: E402
+from tests.retrieval_eval.fetch_corpora import CORPORA, default_dest  # noqa: E402
+
+GRID = {
+    "rrf_k": [10, 30, 60],
+    "keyword_weight": [0.25, 0.5, 1.0, 2.0],
+    "coverage_power": [0.0, 1.0, 2.0],
+    "per_document": [0, 1, 2, 3],
+}
+
+
+def objective(figures: dict) -> float:
+    """One number per setting: overall recall@5 and MRR@10, and the worst corpus and type, equally."""
+    overall = figures["overall"]
+    worst = min(figures[name]["mrr@10"] + figures[name]["recall@5"] for name in figures if name != "overall")
+    return round(overall["recall@5"] + overall["mrr@10"] + worst / 2, 4)
+
+
+def main() -> None:
+    from docmind.agent.tools import SEARCH_K
+    from docmind.cache.retrieval import Fusion, Searcher
+    from docmind.config import load_settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=default_dest() / "work")
+    args = parser.parse_args()
+    questions = load_questions("dev")
+    searchers = {corpus: Searcher(load_settings(data_dir=args.work / "docmind" / corpus)) for corpus in CORPORA}
+    found = {q.id: searchers[q.corpus].candidates(q.question, 4 * TOP) for q in questions}
+    results = []
+    for values in itertools.product(*GRID.values()):
+        fusion = Fusion(**dict(zip(GRID, values)))
+        ranks = {}
+        for q in questions:
+            hits = searchers[q.corpus].fuse(found[q.id], TOP, fusion)
+            ranks[q.id] = rank_of(q, [Hit(Path(c.source).name, c.page) for c in hits])
+        figures = breakdown(questions, ranks)
+        results.append({"fusion": asdict(fusion), "objective": objective(figures), **figures})
+    results.sort(key=lambda row: row["objective"], reverse=True)
+    default = next(row for row in results if row["fusion"] == asdict(Fusion()))
+    print(json.dumps({"split": "dev", "default": default, "best": results[:5],
+                      "thresholds": thresholds(questions, searchers, SEARCH_K)}, indent=1))
+
+
+def thresholds(questions: list, searchers: dict, k: int) -> list[dict]:
+    """For each candidate threshold: the share of no-answer questions flagged and of answerable ones answered."""
+    from docmind.agent.citations import TurnPassages
+    from docmind.agent.tools import DocumentSearch
+
+    best = {}
+    for q in questions:
+        search = DocumentSearch(searchers[q.corpus], TurnPassages(), q.question, k=k, min_relevance=float("-inf"))
+        best[q.id] = max((p.score for p in search.search(q.question)), default=float("-inf"))
+    rows = []
+    for step in range(10, 61):
+        threshold = step / 100
+        flagged = {q.id for q in questions if best[q.id] < threshold}
+        no_answer = [q for q in questions if q.type == "no_answer"]
+        answerable = [q for q in questions if q.type != "no_answer"]
+        rows.append({
+            "threshold": threshold,
+            "no_answer_recall": round(sum(q.id in flagged for q in no_answer) / len(no_answer), 3),
+            "answerable_answered": round(sum(q.id not in flagged for q in answerable) / len(answerable), 3),
+        })
+    return rows
+
+
+if __name__ == "__main__":
+    main()
