@@ -145,7 +145,7 @@ def plan_for(spec: ModelSpec | None, hardware: Hardware, quantization: str = "au
     need = spec.ram_bytes if spec else int((weights_bytes or 0) * 1.3)
     if need <= hardware.ram_available:
         return LoadPlan("cpu", "bfloat16", "none",
-                        "CPU with enough RAM: bf16 (int8 weight-only measured slower than bf16 on CPU)")
+                        "CPU with enough RAM: bf16 until the first load measures bf16, int8 and int4 on this computer")
     return LoadPlan("cpu", "bfloat16", "int8-weight",
                     f"CPU with {hardware.ram_available / GB:.1f} GB free RAM, bf16 needs {need / GB:.1f} GB: "
                     "int8 weight-only halves memory at some speed cost")
