@@ -44,6 +44,9 @@ BUDGET_SECONDS = 30.0
 PLAN_FILE = "plan.json"
 QUANTIZED_FORMATS = ("int8-weight", "int4-weight")
 
+TUNING_MESSAGE = "Tuning for this computer…"
+"""The first progress message, for a UI to show while the formats are measured."""
+
 Progress = Callable[[str, float], None]
 """Called with a message for the user and the fraction done (0..1)."""
 
@@ -120,7 +123,9 @@ def progress() -> TuningProgress:
 def _report(message: str, fraction: float, callback: Progress | None, active: bool = True) -> None:
     with _progress_lock:
         _progress.active, _progress.message, _progress.fraction = active, message, fraction
-    log.info("%s (%.0f%%)", message, fraction * 100)
+    # start and end reach the terminal at the default level: they explain a pause of up to half a minute
+    level = logging.WARNING if fraction in (0.0, 1.0) else logging.INFO
+    log.log(level, "%s (%.0f%%)", message, fraction * 100)
     if callback is not None:
         callback(message, fraction)
 
@@ -290,7 +295,7 @@ def tune(model: Any, choice: ModelChoice, hardware: Hardware, weights_bytes: int
     speeds: list[FormatSpeed] = []
     previous_threads = torch.get_num_threads()
     try:
-        _report("Tuning for this computer…", 0.0, callback)
+        _report(TUNING_MESSAGE, 0.0, callback)
         done = 0
         for threads in threads_options:
             if speeds and time.perf_counter() > started + BUDGET_SECONDS / 2:

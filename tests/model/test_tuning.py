@@ -18,7 +18,10 @@ from docmind.model.engine import GenerationEngine, GenerationRequest
 from docmind.model.hardware import detect_hardware
 from docmind.model.loading import load_model
 from docmind.model.registry import resolve_model
-from docmind.model.tuning import PlanRecord, read_record, record_key, write_record
+from docmind.model.hardware import Hardware
+from docmind.model.tuning import PlanRecord, candidates, progress, read_record, record_key, write_record
+
+GB = 1024**3
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +80,15 @@ def test_the_plan_is_measured_once_and_measured_again_when_model_or_cpu_change(
                              tune_min_weights_bytes=0, quantization_min_agreement=0.0)
     steps: list[tuple[str, float]] = []
 
-    first = load_model(settings, progress=lambda message, fraction: steps.append((message, fraction)))
+    seen_active: list[bool] = []
+
+    def on_progress(message: str, fraction: float) -> None:
+        steps.append((message, fraction))
+        seen_active.append(progress().active)
+
+    first = load_model(settings, progress=on_progress)
     assert steps[0] == ("Tuning for this computer…", 0.0) and steps[-1][1] == 1.0
+    assert all(seen_active[:-1]) and seen_active[-1] is False and progress().active is False
     record = first.measured_plan
     assert record is not None and (record.dtype, record.quantization) == (first.plan.dtype, first.plan.quantization)
     formats = {(c["dtype"], c["quantization"]) for c in record.candidates}
@@ -139,3 +149,17 @@ def test_quality_guard_falls_back_to_the_next_format(int4_model_dir: Path, tmp_p
     write_record(passing, choice, PlanRecord(**{**record.__dict__, "quantization": "int4-weight", "rejected": []}))
     kept = load_model(passing)
     assert kept.plan.quantization == "int4-weight" and kept.quality.passed
+
+
+def test_candidates_are_the_formats_that_fit_in_free_ram(int4_model_dir: Path, tmp_path: Path) -> None:
+    choice = resolve_model(load_settings(data_dir=tmp_path, model_path=int4_model_dir))
+
+    def machine(free_gb: float) -> Hardware:
+        return Hardware(device="cpu", device_name="x", cpu_cores=4, ram_total=64 * GB, ram_available=int(free_gb * GB))
+
+    roomy = {(p.dtype, p.quantization) for p in candidates(choice, machine(32), 8 * GB)}
+    assert {("bfloat16", "none"), ("bfloat16", "int8-weight"), ("bfloat16", "int4-weight")} <= roomy
+    assert {(p.dtype, p.quantization) for p in candidates(choice, machine(6), 8 * GB)} == {
+        ("bfloat16", "int8-weight"), ("bfloat16", "int4-weight")}
+    assert [(p.dtype, p.quantization) for p in candidates(choice, machine(4.5), 8 * GB)] == [
+        ("bfloat16", "int4-weight")]
