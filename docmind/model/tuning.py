@@ -237,25 +237,20 @@ def _time_linears(layer: list[Any], head: Any, prefill_tokens: int, deadline: fl
 
 
 def _time_model(model: Any, prefill_tokens: int, deadline: float) -> tuple[float, float]:
-    """Seconds of one decode step and one ``prefill_tokens`` prefill through the whole model."""
+    """Seconds of one decode step and of one ``prefill_tokens`` prefill (run once) through the whole model."""
     import torch
+    from transformers import DynamicCache
 
-    vocab = model.config.vocab_size
-    ids = torch.randint(0, vocab, (1, prefill_tokens))
+    cache = DynamicCache(config=model.config)
+    ids = torch.randint(0, model.config.vocab_size, (1, prefill_tokens))
+    length = prefill_tokens
     with torch.inference_mode():
-        state: dict[str, Any] = {}
-
-        def prefill() -> None:
-            state["out"] = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-
-        prefill_s = _best_seconds(prefill, deadline, 1, 0.0, warm_up=False)
-        cache = state["out"].past_key_values
-        length = prefill_tokens
-        step = torch.tensor([[1]])
+        prefill_s = _best_seconds(lambda: model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1),
+                                  deadline, 1, 0.0, warm_up=False)
 
         def decode() -> None:
             nonlocal length
-            model(input_ids=step, past_key_values=cache, use_cache=True, logits_to_keep=1,
+            model(input_ids=torch.tensor([[1]]), cache=cache, use_cache=True, logits_to_keep=1,
                   cache_position=torch.tensor([length]))
             length += 1
 
