@@ -147,7 +147,8 @@ def quantize_model(model: Any, quantization: str, device: str = "cpu") -> None:
     """Quantize linear layers and the output layer in place; for int8 also the embedding, kept tied to
     ``lm_head``. For int4 a tied embedding stays in its dtype (a lookup reads one row per token) and the
     output layer gets its own int4 copy: the output layer is read whole every step, the biggest single
-    matrix of small models (151,936 x 1,024 on Qwen3-0.6B), and int4 reads it 2.4x faster than bf16."""
+    matrix of small models (151,936 x 1,024 on Qwen3-0.6B). Measured for that matrix, one token, 2 threads
+    on the shared 2-core EPYC: bf16 212 ms, int8 weight-only 1,774 ms (it dequantizes), int4 54 ms."""
     import torch.nn as nn
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
