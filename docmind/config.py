@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     model: str = DEFAULT_MODEL
     model_path: Path | None = None
     quantization: str = "auto"  # auto | none | int8-weight | int8-dynamic | int4-weight (TorchAO)
+    quantization_min_agreement: float = 0.70  # quality guard: least top-1 agreement of quantized with bf16
+    tune_min_weights_bytes: int = 50_000_000  # smaller models are not timed per machine (bf16 is fast enough)
     max_new_tokens: int | None = None  # cap on tokens generated per model call (None: the model layer's default)
     # tokens the model may think per call before its answer is forced (None: about 20 s at this machine's
     # decode speed, see docmind.model.thinking.thinking_budget; 0: never think)

@@ -19,11 +19,27 @@ model_errors = one_line_errors("docmind.model.errors:ModelError")
 """Model-layer failures (no model, damaged files, no disk, network) are reported as one line (exit 1)."""
 
 
+def _status_text(status: dict) -> str:
+    lines = [f"{k:>18}: {v}" for k, v in status.items() if k not in ("measured_plan", "quality")]
+    plan = status["measured_plan"]
+    if plan:
+        lines.append(f"{'measured plan':>18}: {plan['dtype']} {plan['quantization']}, {plan['threads']} threads: "
+                     f"{plan['decode_tok_s']} tok/s writing, {plan['prefill_tok_s']} tok/s reading, about "
+                     f"{plan['answer_seconds']:.0f} s for a typical question (measured {plan['measured_at']} "
+                     f"on {plan['cpu']} in {plan['tuning_seconds']} s)")
+    quality = status["quality"]
+    if quality:
+        lines.append(f"{'quality':>18}: {quality['quantization']} picks the unquantized model's next token "
+                     f"{quality['top1_agreement']:.0%} of the time (mean KL {quality['mean_kl']}; "
+                     f"threshold {quality['min_agreement']:.0%})")
+    return "\n".join(lines)
+
+
 def cmd_model_status(args: argparse.Namespace) -> int:
     from docmind.model.status import model_status
 
     status = model_status(current_settings()).to_dict()
-    emit(status, args.json, lambda s: "\n".join(f"{k:>18}: {v}" for k, v in s.items()))
+    emit(status, args.json, _status_text)
     return 0
 
 

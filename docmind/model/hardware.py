@@ -3,10 +3,11 @@
 Detection is cheap: torch is imported only when its build can see a GPU (a CUDA build, or macOS for MPS).
 
 Quantization per device, chosen by measurement (tests/benchmarks/bench_model.py):
-- CPU: eager TorchAO int8 decodes *slower* than bf16 (Qwen3-0.6B shape, 2-core AVX-512 EPYC, one
-  thread: bf16 9.0 tok/s, int8 weight-only 3.6 tok/s = 0.41x, int8 dynamic 0.09x), so bf16 is the
-  default when RAM allows. int8 weight-only, embedding included, cuts resident memory to 0.53x and is
-  used only when bf16 does not fit.
+- CPU: the format is measured on the user's machine at the first load of a model (``docmind.model.tuning``)
+  among bf16 (float32 when the CPU lacks native bf16), int8 weight-only and int4 weight-only (torch's CPU
+  int4 kernel through TorchAO's CPU packing). ``plan_for`` gives the plan before any measurement exists:
+  bf16 when RAM allows, else int8 weight-only (Qwen3-0.6B shape, 2-core AVX-512 EPYC, one thread:
+  bf16 6.0 tok/s, int8 weight-only 4.1, int4 weight-only 12.9).
 - CUDA: int4 weight-only (TorchAO tinygemm), fast and a quarter of the weight memory.
 - MPS: float16, no TorchAO (its kernels do not cover MPS).
 """
@@ -99,13 +100,34 @@ def _torch_build_has_cuda() -> bool:
     return re.search(r"^(cuda|hip)\s*(:.*)?=\s*'", text, re.MULTILINE) is not None
 
 
+def cpu_model_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), which identifies a machine's tuning record."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), False when it lacks both, None
+    when unknown (no ``/proc/cpuinfo``)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return None
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
 def detect_hardware() -> Hardware:
     """Detect GPU/CPU and memory. Imports torch only if its build could see a GPU."""
     import psutil
 
     memory = psutil.virtual_memory()
     cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    cpu_name = platform.processor() or platform.machine() or "cpu"
+    cpu_name = cpu_model_name()
     base = dict(cpu_cores=cores, ram_total=memory.total, ram_available=memory.available)
     if _torch_build_has_cuda():
         import torch
@@ -140,7 +162,7 @@ def plan_for(spec: ModelSpec | None, hardware: Hardware, quantization: str = "au
     need = spec.ram_bytes if spec else int((weights_bytes or 0) * 1.3)
     if need <= hardware.ram_available:
         return LoadPlan("cpu", "bfloat16", "none",
-                        "CPU with enough RAM: bf16 (int8 weight-only measured slower than bf16 on CPU)")
+                        "CPU with enough RAM: bf16 until the first load measures bf16, int8 and int4 on this computer")
     return LoadPlan("cpu", "bfloat16", "int8-weight",
                     f"CPU with {hardware.ram_available / GB:.1f} GB free RAM, bf16 needs {need / GB:.1f} GB: "
                     "int8 weight-only halves memory at some speed cost")
@@ -152,6 +174,8 @@ def memory_needed(spec: ModelSpec | None, plan: LoadPlan, weights_bytes: int | N
         base = int((weights_bytes or 0) * 1.3)
     else:
         base = spec.vram_bytes if plan.device == "cuda" else spec.ram_bytes
+    if plan.dtype == "float32" and plan.quantization == "none":
+        return base * 2
     factor = {"none": 1.0, "int8-weight": 0.55, "int8-dynamic": 0.55, "int4-weight": 0.4}[plan.quantization]
     return int(base * factor)
 

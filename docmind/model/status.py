@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 from docmind.config import Settings
 from docmind.model.errors import ModelCorruptError, ModelError
 from docmind.model.hardware import Hardware, detect_hardware, plan_for, recommend
-from docmind.model.loading import check_model_files
+from docmind.model.loading import check_model_files, quantized_cache_path, read_quality
 from docmind.model.registry import resolve_model
+from docmind.model.tuning import read_record
 
 
 @dataclass
@@ -27,6 +28,13 @@ class ModelStatus:
     plan: str
     recommended_model: str
     recommended_reason: str
+    measured_plan: dict | None = None
+    """The plan measured on this computer (``tuning.PlanRecord``: cpu, threads, dtype, quantization,
+    decode_tok_s, prefill_tok_s, answer_seconds, tuning_seconds, measured_at, candidates, rejected), or None
+    before the first load (or when ``DOCMIND_QUANTIZATION`` is set, or on a GPU)."""
+    quality: dict | None = None
+    """The quality guard's report on the quantized weights in use (``quality.QualityReport``: top1_agreement,
+    mean_kl, positions, min_agreement, passed), or None when unquantized or not yet quantized."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,11 +52,15 @@ def model_status(settings: Settings, hardware: Hardware | None = None) -> ModelS
         state, message = "damaged", str(error)
     except ModelError as error:
         state, message = ("partial" if on_disk else "not_downloaded"), str(error)
-    plan = plan_for(choice.spec, hardware, settings.quantization, on_disk)
+    record = (read_record(settings, choice, hardware)
+              if settings.quantization == "auto" and hardware.device == "cpu" else None)
+    plan = record.plan() if record else plan_for(choice.spec, hardware, settings.quantization, on_disk)
+    quality = read_quality(quantized_cache_path(settings, choice, plan)) if plan.quantization != "none" else None
     rec = recommend(hardware)
     return ModelStatus(
         model=choice.name, path=str(choice.path), local=choice.local, state=state, message=message,
         bytes_on_disk=on_disk, download_bytes=choice.spec.download_bytes if choice.spec else None,
         thinks=choice.spec.thinks if choice.spec else None, device=hardware.summary,
         plan=f"{plan.device} {plan.dtype}, quantization {plan.quantization}: {plan.reason}",
-        recommended_model=rec.spec.hub_id, recommended_reason=rec.reason)
+        recommended_model=rec.spec.hub_id, recommended_reason=rec.reason,
+        measured_plan=asdict(record) if record else None, quality=quality.to_dict() if quality else None)

@@ -41,7 +41,7 @@ def test_int8_quantization_is_cached_and_reloaded(tiny_model_dir: Path, tmp_path
     assert second.cache_hit is True and second.quantized_cache == first.quantized_cache
     assert isinstance(second.model.lm_head.weight, Int8Tensor)
     assert _tokens(first) == _tokens(second)
-    assert len(list(first.quantized_cache.parent.iterdir())) == 1
+    assert len(list(first.quantized_cache.parent.glob("*.pt"))) == 1 and first.quality.quantization == "int8-weight"
 
     other = load_model(load_settings(data_dir=tmp_path, model_path=tiny_model_dir, quantization="int8-dynamic"))
     assert other.cache_hit is False and other.quantized_cache != first.quantized_cache
