@@ -357,8 +357,9 @@ class ChatService:
             answer = turn.passages.strip_unknown(turn.answer.strip())
             answer = "\n\n".join([*(f"_{n}_" for n in turn.notices), answer]).strip()
             cited = turn.passages.cited(answer)
+            consulted = list(dict.fromkeys(p.source for p in turn.passages.passages))
             tokens = await asyncio.to_thread(model.count_tokens, answer) if model is not None else None
-            extra = {"citations": [p.to_json() for p in cited], "mode": turn.mode}
+            extra = {"citations": [p.to_json() for p in cited], "consulted": consulted, "mode": turn.mode}
             await recorder.finish(answer, turn.thinking.strip(), tokens, extra)
         except Exception as error:  # not the small model's malformed ReAct (that fell back): a real failure
             log.exception("answering in session %s failed", session_id)
@@ -380,6 +381,7 @@ class ChatService:
             completion_tokens=turn.completion_tokens,
             seconds=time.perf_counter() - turn.started,
             mode=turn.mode,
+            consulted=consulted,
         )
 
     def _title(self, session_id: str, question: str) -> str:

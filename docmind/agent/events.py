@@ -84,6 +84,8 @@ class Done:
     completion_tokens: int = 0
     seconds: float = 0.0
     mode: str = MODE_AGENT
+    consulted: list[str] = field(default_factory=list)
+    """The files of every passage the turn retrieved, cited or not, in order of first retrieval."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``docmind ask --json`` document."""
@@ -97,6 +99,7 @@ class Done:
             "completion_tokens": self.completion_tokens,
             "seconds": round(self.seconds, 3),
             "mode": self.mode,
+            "consulted": self.consulted,
         }
 
 

@@ -36,13 +36,18 @@ def where(source: str, page: int | None) -> str:
     return f"{name} · page {page}" if page else name
 
 
-def sources_message(citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sources_message(citations: list[dict[str, Any]], consulted: list[str] | None = None) -> list[dict[str, Any]]:
     """The answer's sources, one click away: a block titled with the cited files that opens to the passages.
 
-    It is an ordinary message (full-size text), so it reads as the end of the answer it follows.
+    It is an ordinary message (full-size text), so it reads as the end of the answer it follows. An answer
+    that cites nothing still says which documents were read for it (``consulted``).
     """
     if not citations:
-        return []
+        if not consulted:
+            return []
+        names = ", ".join(where(source, None) for source in consulted)
+        return [{"role": "assistant",
+                 "content": f"Documents consulted ({len(consulted)}), none cited in this answer: {names}"}]
     files = list(dict.fromkeys(where(c["source"], c.get("page")) for c in citations))
     entries = []
     for citation in citations:
@@ -83,7 +88,7 @@ def history_from_stored(messages: list[StoredMessage]) -> list[dict[str, Any]]:
             if m.status == STATUS_INTERRUPTED:
                 content = f"{content}\n\n{INTERRUPTED}".strip()
             history.append({"role": "assistant", "content": content})
-            history.extend(sources_message(m.extra.get("citations") or []))
+            history.extend(sources_message(m.extra.get("citations") or [], m.extra.get("consulted") or []))
     return history
 
 
@@ -98,6 +103,7 @@ class TurnView:
     notices: list[str] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)
     citations: list[dict[str, Any]] = field(default_factory=list)
+    consulted: list[str] = field(default_factory=list)
     mode: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -138,6 +144,7 @@ class TurnView:
             self.answer = event.answer
             self.thinking = event.thinking or self.thinking
             self.citations = [p.to_json() for p in event.citations]
+            self.consulted = event.consulted
             self.mode = event.mode
             self.prompt_tokens, self.completion_tokens = event.prompt_tokens, event.completion_tokens
             self.done = True
@@ -165,7 +172,7 @@ class TurnView:
             out.append({"role": "assistant", "content": "\n\n".join(parts)})
         elif not self.done:
             out.append({"role": "assistant", "content": "", "metadata": {"title": "Working…", "status": "pending"}})
-        out.extend(sources_message(self.citations))
+        out.extend(sources_message(self.citations, self.consulted))
         return out
 
     def result(self) -> dict[str, Any]:

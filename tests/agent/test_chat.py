@@ -59,6 +59,9 @@ async def test_react_turn_cites_only_retrieved_passages(settings_with_library):
     assert stored[1].content == done.answer
     assert "Action" not in stored[1].content and "Observation" not in stored[1].content
     assert stored[1].extra["citations"][0]["source"].endswith("report.md")
+    # every file the search returned is named as consulted, cited or not
+    assert done.consulted and done.consulted[0].endswith("report.md") and len(set(done.consulted)) == len(done.consulted)
+    assert {p.source for p in done.citations} <= set(done.consulted) and stored[1].extra["consulted"] == done.consulted
     assert ChatLog(service.db).session(done.session_id).title == "How much did revenue grow?"
 
 

@@ -88,3 +88,17 @@ def test_a_failed_turn_shows_its_error_and_a_regenerated_turn_learns_its_questio
     assert view.messages()[0] == {"role": "user", "content": "Asked again?"}
     assert view.messages()[-1]["content"] == "Half an ans\n\n⚠ The model could not answer: The engine was shut down."
     assert view.result()["error"] and not view.result()["done"] and view.result()["session"] == "s1"
+
+
+def test_an_answer_that_cites_nothing_still_names_the_documents_it_consulted() -> None:
+    view = TurnView(question="Who founded the company?")
+    view.apply(Done("s1", "The documents do not say.", "", [], 40, 9, 1.0,
+                    consulted=["/docs/report.pdf", "/docs/notes.md"]))
+    *_, consulted = view.messages()
+    assert consulted["content"] == "Documents consulted (2), none cited in this answer: report.pdf, notes.md"
+
+    stored = StoredMessage(role="assistant", content="The documents do not say.",
+                           extra={"citations": [], "consulted": ["/docs/report.pdf"]})
+    assert history_from_stored([stored])[-1]["content"] == (
+        "Documents consulted (1), none cited in this answer: report.pdf")
+    assert history_from_stored([StoredMessage(role="assistant", content="Hi.")])[-1]["content"] == "Hi."
