@@ -47,7 +47,7 @@ def page(browser, server: Server):
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(server.url)
-    page.get_by_role("tab", name="Chat").wait_for()
+    page.get_by_role("tab", name="Chat", exact=True).wait_for()
     yield page
     context.close()
 
@@ -178,7 +178,7 @@ def test_the_library_shows_where_each_file_came_from(page, server: Server, tmp_p
     env = {**os.environ, "DOCMIND_DATA_DIR": str(server.data_dir)}
     subprocess.run([sys.executable, "-m", "docmind", "ingest", str(own)], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=300)
-    page.get_by_role("tab", name="Chat").click()
+    page.get_by_role("tab", name="Chat", exact=True).click()
     page.get_by_role("tab", name="Documents").click()  # the tab redraws the library when it is selected
     library = page.locator("#docmind-library")
     page.wait_for_function("(path) => document.querySelector('#docmind-library').innerText.includes(path)",
@@ -212,8 +212,8 @@ _RECORD_ANNOUNCEMENTS = """() => {
 }"""
 
 
-def test_chat_and_sessions_tabs_pass_the_audit(page) -> None:
-    page.get_by_role("tab", name="Chat").click()
+def test_chat_and_chats_tabs_pass_the_audit(page) -> None:
+    page.get_by_role("tab", name="Chat", exact=True).click()
     page.evaluate(_RECORD_ANNOUNCEMENTS)
     page.locator("#docmind-question textarea").fill("What does the warranty cover?")
     page.locator("#docmind-send").click()
@@ -227,10 +227,10 @@ def test_chat_and_sessions_tabs_pass_the_audit(page) -> None:
         f"a screen reader hears an untranslated label: {heard}")
     _shot(page, "10-chat")
     assert_accessible(page, "the Chat tab")
-    page.get_by_role("tab", name="Sessions").click()
+    page.get_by_role("tab", name="Chats").click()
     page.wait_for_timeout(500)
-    _shot(page, "11-sessions")
-    assert_accessible(page, "the Sessions tab")
+    _shot(page, "11-chats")
+    assert_accessible(page, "the Chats tab")
 
 
 def test_with_a_model_in_use_the_model_tab_shows_it_and_how_to_switch(page, tiny_model_dir: Path) -> None:
