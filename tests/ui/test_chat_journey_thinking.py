@@ -82,6 +82,9 @@ def test_thinking_shows_from_its_first_token_collapsed_with_live_seconds(page, a
 def test_once_over_the_thinking_block_is_closed_and_titled(page, artifacts: Path) -> None:
     page.locator("#docmind-stop").click()  # on this loaded machine a full answer takes minutes; Stop ends it too
     page.locator("#docmind-send").wait_for(state="visible")
+    # Send comes back at once; the chat is redrawn from the stored turn a moment later.
+    page.wait_for_function("() => [...document.querySelectorAll('#docmind-chatbot .title')]"
+                           ".some(t => t.innerText.trim().startsWith('Thinking') && !t.innerText.includes('…'))")
     title = _thinking_title(page)
     assert title.startswith("Thinking") and "…" not in title, title
     page.screenshot(path=artifacts / "journey-11-thinking-done.png", full_page=True)
