@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -142,3 +143,13 @@ def test_a_model_load_and_an_embedding_load_at_once_keep_the_planned_dtype(tiny_
         planned = getattr(torch, loaded["llm"].plan.dtype)
         assert {p.dtype for p in loaded["llm"].model.parameters()} == {planned}
         assert loaded["embedder"].get_text_embedding("a sentence")
+
+
+def test_model_loading_never_fetches_hub_kernels() -> None:
+    """On a GPU, transformers would fetch compiled kernels from the Hub at load time (fails offline)."""
+    env = {k: v for k, v in os.environ.items() if k != "USE_HUB_KERNELS"}
+    code = ("import docmind.model.loading\n"
+            "from transformers.integrations.hub_kernels import _kernels_enabled\n"
+            "print(_kernels_enabled())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
