@@ -257,7 +257,9 @@ def _reuse_freed_memory() -> None:
 
 
 def _torch_device(plan: LoadPlan) -> str:
-    return {"cuda": "cuda", "mps": "mps"}.get(plan.device, "cpu")
+    # "cuda:0", not "cuda": TorchAO's int4 tensors loaded onto "cuda" refuse to be assigned to a model
+    # on "cuda:0" ("storage on different device"), so the quantized cache was never reused on a GPU.
+    return {"cuda": "cuda:0", "mps": "mps"}.get(plan.device, "cpu")
 
 
 def _hf_llm(choice: ModelChoice, plan: LoadPlan, model: Any | None) -> Any:
