@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # decode speed, see docmind.model.thinking.thinking_budget; 0: never think)
     thinking_budget: int | None = Field(default=None, ge=0)
     embed_model_path: Path | None = None
+    # answer with an OpenAI-compatible model server instead of the built-in engine (None: built-in)
+    llm_base_url: str | None = None  # e.g. http://gpu-box:8000/v1 (vLLM, Ollama, llama.cpp, LM Studio)
+    llm_model: str = ""  # the server's model id ("": the first model the server lists)
+    llm_api_key: str | None = None  # sent as "Authorization: Bearer <key>"; never logged
+    llm_context_window: int | None = None  # None: from the server's model info, else 32768
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)  # longest wait for the server's next bytes
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000
     host: str = "127.0.0.1"

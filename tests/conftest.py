@@ -54,3 +54,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fixtures.tiny_model import build_tiny_qwen3
 
     return build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3"))
+
+
+@pytest.fixture(scope="session")
+def served_tiny_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """``transformers serve`` over the tiny model on a loopback port (one process per test run)."""
+    from tests.fixtures.model_server import start_transformers_serve
+
+    served = start_transformers_serve(tiny_model_dir, tmp_path_factory.mktemp("serve") / "serve.log")
+    yield served
+    served.stop()

@@ -131,19 +131,27 @@ class ModelHandle:
 
 
 def load_model_handle(settings: Settings, *, enable_thinking: bool = True) -> ModelHandle:
-    """The shared engine as a ``ModelHandle``; raises ``ModelNotDownloadedError`` when no model is on disk.
+    """The shared engine (or the model server of ``llm_base_url``) as a ``ModelHandle``; raises
+    ``ModelNotDownloadedError`` when no model is on disk.
 
     The LLM is this handle's own copy (same engine), so its options never change another caller's. Its
     thoughts are bounded by ``thinking_budget(settings)``; without thinking the prompt ends in an empty
     think block (also for a model that always thinks).
     """
+    options: dict[str, Any] = {"enable_thinking": enable_thinking}
+    if settings.max_new_tokens:
+        options["max_new_tokens"] = settings.max_new_tokens
+    if settings.llm_base_url:  # a model server answers; the rest of the turn is the same
+        from docmind.model.server import connect_server
+
+        server = connect_server(settings)
+        return ModelHandle(llm=server.llm.model_copy(update=options), count_tokens=server.count_tokens,
+                           context_window=server.context_window)
     from docmind.model.runtime import get_runtime
 
     runtime = get_runtime(settings)
     engine = runtime.engine
-    options: dict[str, Any] = {"enable_thinking": enable_thinking, "thinking_budget": thinking_budget(settings).tokens}
-    if settings.max_new_tokens:
-        options["max_new_tokens"] = settings.max_new_tokens
+    options["thinking_budget"] = thinking_budget(settings).tokens
     return ModelHandle(
         llm=runtime.llm.model_copy(update=options),
         count_tokens=lambda text: len(engine.tokenize(text)) if text else 0,

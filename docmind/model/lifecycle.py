@@ -40,11 +40,16 @@ class LoadStatus:
 
 
 def _name(settings: Settings) -> str:
+    if settings.llm_base_url:
+        return f"{settings.llm_model or 'model'} on {settings.llm_base_url}"
     return str(settings.model_path or settings.model)
 
 
 def _files_problem(settings: Settings) -> str:
-    """Why the model cannot load (not downloaded, damaged), or "" when its files are on disk."""
+    """Why the model cannot load (not downloaded, damaged), or "" when its files are on disk (or a
+    model server answers instead)."""
+    if settings.llm_base_url:
+        return ""
     try:
         check_model_files(resolve_model(settings))
     except ModelError as error:
@@ -128,14 +133,23 @@ class ModelState:
             try:
                 if self._prepare is not None:
                     self._prepare()
-                from docmind.model.runtime import get_runtime
-
-                plan = get_runtime(settings).loaded.plan
-                status = LoadStatus(ModelPhase.READY, _name(settings),
-                                    f"{plan.device}, {plan.dtype}, quantization {plan.quantization}")
+                status = LoadStatus(ModelPhase.READY, _name(settings), _start(settings))
             except Exception as error:  # shown to the user in the status line, never as a trace
                 log.exception("loading the model %s failed", _name(settings))
                 status = LoadStatus(ModelPhase.FAILED, _name(settings), str(error))
             with self._changed:
                 if generation == self._generation:
                     self._set(status)
+
+
+def _start(settings: Settings) -> str:
+    """Load the built-in model, or check that the model server answers; return what the status line says."""
+    if settings.llm_base_url:
+        from docmind.model.server import probe
+
+        info = probe(settings)
+        return f"model server {info.base_url}, model {info.model}"
+    from docmind.model.runtime import get_runtime
+
+    plan = get_runtime(settings).loaded.plan
+    return f"{plan.device}, {plan.dtype}, quantization {plan.quantization}"

@@ -38,7 +38,7 @@ def chat_prompt(tokenizer: Any, messages: Sequence[ChatMessage], *, enable_think
     Without thinking, a template that opens ``<think>`` anyway (Qwen3-Thinking-2507 always does) gets
     that block closed empty, as Qwen3's hybrid template does itself: the model goes straight to the answer.
     """
-    rendered = [{"role": _role(m.role), "content": m.content or ""} for m in messages]
+    rendered = [{"role": chat_role(m.role), "content": m.content or ""} for m in messages]
     prompt = tokenizer.apply_chat_template(rendered, tokenize=False, add_generation_prompt=True,
                                            enable_thinking=enable_thinking)
     if not enable_thinking and prompt.rstrip().endswith(OPEN_TAG):
@@ -46,7 +46,7 @@ def chat_prompt(tokenizer: Any, messages: Sequence[ChatMessage], *, enable_think
     return prompt
 
 
-def _role(role: MessageRole) -> str:
+def chat_role(role: MessageRole) -> str:
     value = role.value if isinstance(role, MessageRole) else str(role)
     return {"chatbot": "assistant", "model": "assistant", "function": "tool", "developer": "system"}.get(value, value)
 
