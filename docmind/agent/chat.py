@@ -142,7 +142,7 @@ def load_model_handle(settings: Settings, *, enable_thinking: bool = True) -> Mo
     if settings.max_new_tokens:
         options["max_new_tokens"] = settings.max_new_tokens
     if settings.llm_base_url:  # a model server answers; the rest of the turn is the same
-        from docmind.model.server import connect_server
+        from docmind.model.server_llm import connect_server
 
         server = connect_server(settings)
         return ModelHandle(llm=server.llm.model_copy(update=options), count_tokens=server.count_tokens,

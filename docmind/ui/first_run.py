@@ -21,6 +21,7 @@ from docmind.model.errors import ModelNotDownloadedError
 from docmind.model.loading import check_model_files
 from docmind.model.registry import ModelChoice, get_spec, models_dir, resolve_model
 from docmind.model.speed import DOWNLOAD_MBIT_PER_S, describe_seconds, download_seconds
+from docmind.ui import model_server
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import shows_errors
 from docmind.ui.model_download import DownloadPhase, DownloadState
@@ -177,6 +178,7 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
                                     scale=5, elem_id="docmind-model-folder")
                 use_folder = gr.Button("Use this folder", scale=1)
             folder_result = gr.HTML(elem_id="docmind-model-folder-result")
+        model_server.render(context, status)
         with gr.Accordion("Technical details", open=False):
             details = gr.Markdown(details_text, elem_id="docmind-model-details")
         announced = gr.State(False)

@@ -9,14 +9,8 @@ import pytest
 from llama_index.core.llms import ChatMessage
 
 from docmind.config import load_settings
-from docmind.model.server import (
-    DEFAULT_CONTEXT_WINDOW,
-    ModelServerError,
-    check_connection,
-    connect_server,
-    estimate_tokens,
-    probe,
-)
+from docmind.model.server import DEFAULT_CONTEXT_WINDOW, ModelServerError, check_connection, probe
+from docmind.model.server_llm import connect_server, estimate_tokens
 from docmind.model.thinking import CLOSE_TAG, OPEN_TAG, split_thinking
 from tests.fixtures.model_server import KeyCheckingProxy, free_port, start_transformers_serve
 from tests.fixtures.thinking_model import build_always_thinking_model
