@@ -270,36 +270,38 @@ class ChatService:
 
     # --- the turn ------------------------------------------------------------------------------
 
-    async def chat(self, session_id: str | None, text: str) -> AsyncIterator[ChatEvent]:
+    async def chat(self, session_id: str | None, text: str, owner: str | None = None) -> AsyncIterator[ChatEvent]:
         """Answer ``text`` in session ``session_id`` (a new session when None), streaming events.
 
-        Raises ``EmptyQuestionError``, ``QuestionTooLongError``, ``UnknownSessionError`` or
+        With ``owner`` (a logged-in user), the session must be theirs, and a new one is. Raises
+        ``EmptyQuestionError``, ``QuestionTooLongError``, ``UnknownSessionError`` or
         ``SessionBusyError`` before anything is stored. Every database call and tokenization runs in
         a worker thread, so a database locked by another process never stalls the event loop.
         """
         question = (text or "").strip()
         if not question:
             raise EmptyQuestionError("The question is empty: type a question first.")
+        sessions = self.sessions.for_owner(owner)
         if session_id is not None:
-            await asyncio.to_thread(self.sessions.get, session_id)
+            await asyncio.to_thread(sessions.get, session_id)
         model, model_problem = await self.model()
         question_tokens = await asyncio.to_thread(self._check_length, question, model)
         if session_id is None:
-            session_id = (await asyncio.to_thread(self.sessions.create)).id
+            session_id = (await asyncio.to_thread(sessions.create)).id
         async with self._session_turn(session_id):
             turn = self._turn(session_id, question, question_tokens, model, model_problem)
             async with contextlib.aclosing(turn) as events:  # a closed stream records the turn at once
                 async for event in events:
                     yield event
 
-    async def regenerate(self, session_id: str) -> AsyncIterator[ChatEvent]:
+    async def regenerate(self, session_id: str, owner: str | None = None) -> AsyncIterator[ChatEvent]:
         """Drop the session's last question and its answer, then answer that question again.
 
         The drop and the new turn happen under one hold of the session lock, so no other turn of
         the session can slip in between. Raises ``NothingToRegenerateError`` when the session has
         no question yet, and ``UnknownSessionError`` or ``SessionBusyError`` like ``chat``.
         """
-        await asyncio.to_thread(self.sessions.get, session_id)
+        await asyncio.to_thread(self.sessions.for_owner(owner).get, session_id)
         model, model_problem = await self.model()
         async with self._session_turn(session_id):
             question = await asyncio.to_thread(self.sessions.drop_last_turn, session_id)

@@ -92,35 +92,46 @@ def chat_labels(chats: list[SessionInfo], today: datetime | None = None) -> list
 
 
 class Sessions:
-    """Every chat session in one DocMind database."""
+    """The chat sessions in one DocMind database: all of them, or (with ``owner``) one user's.
 
-    def __init__(self, db: str | Path | Database) -> None:
-        self.log = ChatLog(db)
+    Scoped to an owner, another user's session is unknown: ``get``, and with it every method that
+    takes a session id, raises ``UnknownSessionError`` for it, and ``list`` and ``search`` leave it out.
+    """
+
+    def __init__(self, db: str | Path | Database, owner: str | None = None) -> None:
+        self.log = db if isinstance(db, ChatLog) else ChatLog(db)
+        self.owner = owner
+
+    def for_owner(self, owner: str | None) -> Sessions:
+        """The same database seen by ``owner`` (None: every session, as the desktop app and the CLI see it)."""
+        return Sessions(self.log, owner)
 
     def create(self, title: str = "") -> SessionInfo:
-        return self.get(self.log.create_session(title.strip()))
+        return self.get(self.log.create_session(title.strip(), owner=self.owner))
 
     def get(self, session_id: str) -> SessionInfo:
-        info = self.log.session(session_id)
+        info = self.log.session(session_id, self.owner)
         if info is None:
             raise UnknownSessionError(session_id)
         return info
 
     def list(self) -> list[SessionInfo]:
         """All sessions, most recently active first, with their message counts."""
-        return self.log.sessions()
+        return self.log.sessions(self.owner)
 
     def latest(self) -> SessionInfo | None:
         """The chat to reopen when the app is opened again: the most recently active one with messages."""
         return next((s for s in self.list() if s.messages), None)
 
     def rename(self, session_id: str, title: str) -> SessionInfo:
+        self.get(session_id)
         if not self.log.rename(session_id, title.strip()):
             raise UnknownSessionError(session_id)
         return self.get(session_id)
 
     def delete(self, session_id: str) -> None:
         """Delete a session, its messages and its lock file; refused while it is answering."""
+        self.get(session_id)
         lock = SessionLock(self.log, session_id)
         if not lock.try_acquire():
             raise SessionBusyError(f"Session {session_id} is answering a question right now. Stop the answer "
@@ -160,7 +171,7 @@ class Sessions:
 
     def search(self, query: str, limit: int = 50) -> list[MessageHit]:
         """Full-text search across every session's questions and answers (not the thinking)."""
-        return self.log.search(query, limit)
+        return self.log.search(query, limit, self.owner)
 
     # --- export / import ----------------------------------------------------------------------
 
@@ -206,7 +217,7 @@ class Sessions:
             session_id = new_session_id()
         messages = [_import_message(m) for m in export["messages"]]
 
-        self.log.create_session(export.get("title", ""), session_id, export.get("created_at"))
+        self.log.create_session(export.get("title", ""), session_id, export.get("created_at"), owner=self.owner)
         self.log.replace(session_id, messages)
         return self.get(session_id)
 

@@ -21,6 +21,7 @@ from docmind.cli.library import add_library_commands
 from docmind.cli.model import add_model_commands
 from docmind.cli.quiet import quiet_third_party_libraries
 from docmind.cli.sessions import add_sessions_commands
+from docmind.cli.users import add_users_commands
 
 __all__ = ["build_parser", "main"]
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ask_command(sub)
     add_library_commands(sub)
     add_model_commands(sub)
+    add_users_commands(sub)
     return parser
 
 

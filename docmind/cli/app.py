@@ -57,7 +57,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from docmind.ui import serve
     from docmind.ui.launch_guard import AppInstanceLock, available_port, log_to_file
 
+    from docmind.ui.launch import LoginRequiredError, check_host
+
     settings = current_settings()
+    try:
+        check_host(settings, args.host or settings.host)
+    except LoginRequiredError as error:
+        raise CommandError(str(error)) from error
     instance = AppInstanceLock(settings.data_dir)
     if not instance.acquire():  # one app per data dir: show the one that runs
         running = instance.running_instance()

@@ -168,7 +168,26 @@ def m003_kv_rowid_table(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial, m002_chunks_fts_porter, m003_kv_rowid_table]
+def m004_users_and_session_owners(conn: sqlite3.Connection) -> None:
+    """User accounts for serving a team (argon2 password hashes), and each session's owner (NULL: made
+    without a login, by the desktop app or the CLI)."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE sessions ADD COLUMN owner TEXT;
+        CREATE INDEX sessions_owner ON sessions(owner);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    m001_initial, m002_chunks_fts_porter, m003_kv_rowid_table, m004_users_and_session_owners,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

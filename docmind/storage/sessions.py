@@ -99,20 +99,25 @@ class ChatLog:
 
     # --- sessions -----------------------------------------------------------------------------
 
-    def create_session(self, title: str = "", session_id: str | None = None, created_at: str | None = None) -> str:
-        """Insert a new, empty session and return its id."""
+    def create_session(self, title: str = "", session_id: str | None = None, created_at: str | None = None,
+                       owner: str | None = None) -> str:
+        """Insert a new, empty session (of ``owner``, a user name, or nobody's) and return its id."""
         session_id = session_id or new_session_id()
         stamp = created_at or now()
-        self.db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (session_id, title, stamp, stamp))
+        self.db.execute("INSERT INTO sessions (id, title, created_at, updated_at, owner) VALUES (?, ?, ?, ?, ?)",
+                        (session_id, title, stamp, stamp, owner))
         return session_id
 
-    def session(self, session_id: str) -> SessionInfo | None:
-        rows = self.db.read(_SESSION_SELECT + " WHERE s.id = ?", (session_id,))
+    def session(self, session_id: str, owner: str | None = None) -> SessionInfo | None:
+        """The session ``session_id``; with ``owner``, only when that user owns it."""
+        rows = self.db.read(_SESSION_SELECT + " WHERE s.id = ?" + _OWNED, (session_id, owner, owner))
         return _session(rows[0]) if rows else None
 
-    def sessions(self) -> list[SessionInfo]:
-        """Every session, most recently active first."""
-        return [_session(row) for row in self.db.read(_SESSION_SELECT + " ORDER BY s.updated_at DESC, s.rowid DESC")]
+    def sessions(self, owner: str | None = None) -> list[SessionInfo]:
+        """Every session (with ``owner``, that user's), most recently active first."""
+        rows = self.db.read(_SESSION_SELECT + " WHERE 1" + _OWNED + " ORDER BY s.updated_at DESC, s.rowid DESC",
+                            (owner, owner))
+        return [_session(row) for row in rows]
 
     def rename(self, session_id: str, title: str) -> bool:
         return self.db.execute("UPDATE sessions SET title = ? WHERE id = ?", (title, session_id)) > 0
@@ -124,8 +129,9 @@ class ChatLog:
         """Delete a session and (by cascade) all its messages."""
         return self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)) > 0
 
-    def search(self, query: str, limit: int = 50) -> list[MessageHit]:
-        """Full-text search over every session's message text (never the thinking), best first."""
+    def search(self, query: str, limit: int = 50, owner: str | None = None) -> list[MessageHit]:
+        """Full-text search over every session's (with ``owner``, that user's) message text (never the
+        thinking), best first."""
         match = fts_query(query)
         if not match:
             return []
@@ -134,9 +140,9 @@ class ChatLog:
             SELECT m.session_id, s.title, m.role, m.created_at,
                    snippet(messages_fts, 0, '[', ']', '…', 16) AS snippet
             FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid JOIN sessions s ON s.id = m.session_id
-            WHERE messages_fts MATCH ? ORDER BY bm25(messages_fts), m.id DESC LIMIT ?
+            WHERE messages_fts MATCH ?""" + _OWNED + """ ORDER BY bm25(messages_fts), m.id DESC LIMIT ?
             """,
-            (match, limit),
+            (match, owner, owner, limit),
         )
         return [MessageHit(r["session_id"], r["title"], r["role"], r["snippet"], r["created_at"]) for r in rows]
 
@@ -241,6 +247,9 @@ class ChatLog:
         return [r[0] for r in rows]
 
 
+_OWNED = " AND (? IS NULL OR s.owner = ?)"
+"""Appended to a ``WHERE`` on ``sessions s``: with an owner bound twice, only that user's sessions."""
+
 _SESSION_SELECT = """
     SELECT s.id, s.title, s.created_at, s.updated_at,
            (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS messages
@@ -254,7 +263,8 @@ def _session(row: sqlite3.Row) -> SessionInfo:
 
 def _insert(conn: sqlite3.Connection, session_id: str, messages: list[StoredMessage]) -> list[int]:
     stamp = now()
-    conn.execute("INSERT OR IGNORE INTO sessions VALUES (?, '', ?, ?)", (session_id, stamp, stamp))
+    conn.execute("INSERT OR IGNORE INTO sessions (id, title, created_at, updated_at) VALUES (?, '', ?, ?)",
+                 (session_id, stamp, stamp))
     ids = []
     for m in messages:
         cursor = conn.execute(

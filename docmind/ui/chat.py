@@ -22,6 +22,7 @@ import gradio as gr
 from docmind.agent.events import MODE_SEARCH
 from docmind.agent.sessions import Sessions, chat_labels
 from docmind.config import Settings
+from docmind.ui.auth import current_user
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import user_message
 from docmind.ui.imports import import_heavy_libraries
@@ -117,12 +118,13 @@ class Chatter:
             self._services = None
 
     async def turn(
-        self, context: AppContext, question: str, session_id: str, think: bool, *, regenerate: bool = False
+        self, context: AppContext, question: str, session_id: str, think: bool, *, regenerate: bool = False,
+        owner: str | None = None,
     ) -> AsyncIterator[TurnView]:
         """Stream one turn as a growing ``TurnView``; errors end up in ``view.error``, never raised.
 
         With ``regenerate``, the session's last question is dropped and asked again (``question`` is
-        only shown until the turn starts).
+        only shown until the turn starts). ``owner`` is the logged-in user (None without logins).
         """
         view = TurnView(question=question, session_id=session_id)
         if context.model.status.phase is ModelPhase.LOADING:
@@ -130,7 +132,8 @@ class Chatter:
         last, shown_text = time.monotonic(), False  # nothing worth a page update before the first text
         try:
             service = await asyncio.to_thread(self.service, think)
-            stream = service.regenerate(session_id) if regenerate else service.chat(session_id or None, question)
+            stream = (service.regenerate(session_id, owner) if regenerate
+                      else service.chat(session_id or None, question, owner))
             async with contextlib.aclosing(stream) as events:
                 async for event in events:
                     view.apply(event)
@@ -188,20 +191,21 @@ class ChatTab:
         """The outputs ``show`` fills: the chat, its id, the picker and the Regenerate button."""
         return [self.chatbot, self.session_id, self.picker, self.regenerate]
 
-    def show(self, sid: str) -> tuple:
-        """Outputs for ``shown``: chat ``sid`` (or a new, empty chat for "")."""
-        history = history_from_stored(self.sessions.messages(sid)) if sid else []
-        picker = gr.update(choices=_choices(self.sessions), value=sid or None)
+    def show(self, sid: str, request: gr.Request) -> tuple:
+        """Outputs for ``shown``: chat ``sid`` (or a new, empty chat for "") of the request's user."""
+        sessions = self.sessions.for_owner(current_user(request))
+        history = history_from_stored(sessions.messages(sid)) if sid else []
+        picker = gr.update(choices=_choices(sessions), value=sid or None)
         return history, sid, picker, gr.update(interactive=_has_question(history))
 
-    def reopen(self) -> tuple:
+    def reopen(self, request: gr.Request) -> tuple:
         """On page load (a reload, a new browser tab): the most recent chat, so nothing looks lost."""
-        latest = self.sessions.latest()
-        return self.show(latest.id if latest else "")
+        latest = self.sessions.for_owner(current_user(request)).latest()
+        return self.show(latest.id if latest else "", request)
 
-    def open_session(self, sid: str) -> tuple:
+    def open_session(self, sid: str, request: gr.Request) -> tuple:
         """Outputs for ``[*shown, tabs]``: session ``sid`` shown in the Chat tab."""
-        return (*self.show(sid), gr.Tabs(selected="chat"))
+        return (*self.show(sid, request), gr.Tabs(selected="chat"))
 
 
 def _choices(sessions: Sessions) -> list[tuple[str, str]]:
@@ -217,13 +221,13 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
     """Build the Chat tab inside the current Blocks."""
     sessions = Sessions(context.db)
 
-    def choices() -> list[tuple[str, str]]:
-        return _choices(sessions)
+    def choices(request: gr.Request) -> list[tuple[str, str]]:
+        return _choices(sessions.for_owner(current_user(request)))
 
     with gr.Tab("Chat", id="chat") as tab:
         with gr.Row(equal_height=True):
             picker = gr.Dropdown(
-                choices=choices(),
+                choices=[],  # filled per user when the page loads (ChatTab.reopen)
                 value=None,
                 label="Past chats",
                 scale=5,
@@ -260,30 +264,31 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             regenerate = gr.Button("Regenerate", scale=1, interactive=False, elem_id="docmind-regenerate")
         pending = gr.State("")
 
-    async def stream(text: str, sid: str, style: str, earlier: Callable[[TurnView], list], page: str,
+    async def stream(text: str, sid: str, style: str, earlier: Callable[[TurnView], list], request: gr.Request,
                      regenerate: bool = False):
         """Stream one turn into the chat below the messages ``earlier(view)`` returns.
 
         A new chat joins the picker as soon as its question is stored. Stop cancels this; the turn
         then ends (and is stored as interrupted) before ``after_stop`` redraws.
         """
+        page, owner = request.session_hash or "", current_user(request)
         page_turn = chatter.track(page, sid)
         busy = gr.update(visible=False), gr.update(visible=True), gr.update(interactive=False)
         try:
             view = TurnView(question=text, session_id=sid)
             yield earlier(view) + view.messages(), sid, gr.skip(), *busy, gr.update(visible=False)
-            turn = chatter.turn(context, text, sid, think=style == THINK, regenerate=regenerate)
+            turn = chatter.turn(context, text, sid, think=style == THINK, regenerate=regenerate, owner=owner)
             async with contextlib.aclosing(turn) as views:
                 async for view in views:
                     listed = gr.skip()
                     if view.session_id and page_turn.session_id != view.session_id:  # a new chat: list it now
-                        listed = gr.update(choices=await asyncio.to_thread(choices), value=view.session_id)
+                        listed = gr.update(choices=await asyncio.to_thread(choices, request), value=view.session_id)
                     page_turn.session_id = view.session_id or sid
                     yield (earlier(view) + view.messages(), page_turn.session_id, listed, gr.skip(), gr.skip(),
                            gr.skip(), gr.skip())
         finally:
             chatter.end(page, page_turn)
-        picked = gr.update(choices=await asyncio.to_thread(choices), value=view.session_id or None)
+        picked = gr.update(choices=await asyncio.to_thread(choices, request), value=view.session_id or None)
         history = earlier(view) + view.messages()
         yield (history, view.session_id or sid, picked, gr.update(visible=True), gr.update(visible=False),
                gr.update(interactive=bool(view.session_id) and _has_question(history)),
@@ -296,7 +301,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             yield history, sid, *(gr.skip() for _ in range(5))
             return
         history = list(history or [])
-        async for update in stream(text, sid, style, lambda view: history, request.session_hash or ""):
+        async for update in stream(text, sid, style, lambda view: history, request):
             yield update
 
     def take_question(text: str) -> tuple:
@@ -327,7 +332,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         def earlier(view: TurnView) -> list:  # the last turn leaves the chat once the core has dropped it
             return history[:last_question] if view.question else history
 
-        async for update in stream("", sid, style, earlier, request.session_hash or "", regenerate=True):
+        async for update in stream("", sid, style, earlier, request, regenerate=True):
             yield update
 
     regen = regenerate.click(answer_again, [session_id, mode, chatbot], outputs, api_visibility="private")
@@ -337,7 +342,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
     async def after_stop(sid: str, request: gr.Request) -> tuple:
         """Once the stopped turn is stored, show its session as stored: the partial answer, marked as interrupted."""
         sid = await chatter.settled(request.session_hash or "") or sid
-        history, sid, picked, regenerate_state = await asyncio.to_thread(chat_tab.show, sid)
+        history, sid, picked, regenerate_state = await asyncio.to_thread(chat_tab.show, sid, request)
         return history, sid, picked, gr.update(visible=True), gr.update(visible=False), regenerate_state
 
     stop.click(lambda: (gr.update(visible=True), gr.update(visible=False)), outputs=[send, stop],
@@ -345,9 +350,19 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         after_stop, session_id, [chatbot, session_id, picker, send, stop, regenerate], api_visibility="private")
     chat_tab = ChatTab(tab=tab, chatbot=chatbot, session_id=session_id, picker=picker, regenerate=regenerate,
                        model_button=model_button, sessions=sessions)
-    picker.input(lambda sid: chat_tab.show(sid or ""), picker, chat_tab.shown, api_visibility="private")
-    new_chat.click(lambda: chat_tab.show(""), outputs=chat_tab.shown, api_visibility="private")
-    tab.select(lambda sid: gr.update(choices=choices(), value=sid or None), session_id, picker,
+
+    def pick(sid: str, request: gr.Request) -> tuple:
+        return chat_tab.show(sid or "", request)
+
+    def start_new(request: gr.Request) -> tuple:
+        return chat_tab.show("", request)
+
+    def relist(sid: str, request: gr.Request) -> dict:
+        return gr.update(choices=choices(request), value=sid or None)
+
+    picker.input(pick, picker, chat_tab.shown, api_visibility="private")
+    new_chat.click(start_new, outputs=chat_tab.shown, api_visibility="private")
+    tab.select(relist, session_id, picker,
                api_visibility="private")
     return chat_tab
 
@@ -355,10 +370,11 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
 def register_api(context: AppContext, chatter: Chatter) -> None:
     """``/chat``: (message, session id) → the answer, streamed as it grows."""
 
-    async def chat(message: str, session_id: str = "", think: bool = True) -> AsyncIterator[dict]:
+    async def chat(message: str, session_id: str = "", think: bool = True,
+                   request: gr.Request = None) -> AsyncIterator[dict]:
         """Ask a question; leave session_id empty for a new chat. Streams {session, answer, thinking, citations,
         notices, mode, prompt_tokens, completion_tokens, done, error}; the last has done=True (or an error)."""
-        async for view in chatter.turn(context, message, session_id, think):
+        async for view in chatter.turn(context, message, session_id, think, owner=current_user(request)):
             yield view.result()
 
     gr.api(chat, api_name="chat")

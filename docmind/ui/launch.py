@@ -65,6 +65,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class LoginRequiredError(RuntimeError):
+    """DocMind was asked to serve a network without user accounts."""
+
+
+def check_host(settings: Settings, host: str) -> bool:
+    """Whether logins are on (the data dir has user accounts). Serving beyond loopback without them is
+    refused with ``LoginRequiredError``."""
+    from docmind.ui.auth import logins_enabled
+
+    logins = logins_enabled(settings)
+    if not is_loopback(host) and not logins:
+        raise LoginRequiredError(
+            f"Refusing to serve on {host} without logins: anyone on the network could read your documents and "
+            "chats. Add a user first (`docmind users add NAME`), or use --host 127.0.0.1."
+        )
+    return logins
+
+
 def prepare_environment() -> Path:
     """Turn off Gradio's analytics and give this app a private temp folder (mode 0700) for uploads."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -88,14 +106,15 @@ def serve(
 
     The model loads in a background thread after the server is up; the page shows that it is loading.
     """
-    if not is_loopback(host):
-        log.warning(
-            "DocMind is listening on %s: anyone who can reach this machine on the network can read "
-            "your documents and chats. Use --host 127.0.0.1 to keep it private.",
-            host,
-        )
+    logins = check_host(settings, host)
+    if logins:
+        log.warning("Logins are on, but DocMind's traffic (passwords included) is not encrypted: put it behind a "
+                    "TLS reverse proxy such as Caddy or nginx (see the README) unless the network is trusted.")
     temp_dir = prepare_environment()
     import gradio as gr
+    from starlette.middleware import Middleware
+
+    from docmind.ui.auth import Accounts, LoginGate
 
     from docmind.ui.app import build_app
     from docmind.ui.context import AppContext
@@ -122,6 +141,9 @@ def serve(
         ssr_mode=False,
         pwa=False,
         enable_monitoring=False,
+        auth=Accounts(settings) if logins else None,
+        auth_message="Log in with the name and password your DocMind administrator gave you.",
+        app_kwargs={"middleware": [Middleware(LoginGate)]} if logins else None,
     )
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     log.info("DocMind is running at %s (gradio reports %s)", url, local_url)

@@ -14,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from docmind.agent import Sessions, when_label
+from docmind.ui.auth import current_user
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 
@@ -40,9 +41,13 @@ def _export_path(context: AppContext, session_id: str, title: str, suffix: str) 
 
 def render(context: AppContext) -> SessionsTab:
     """Build the Sessions tab inside the current Blocks."""
-    sessions = Sessions(context.db)
+    every = Sessions(context.db)
 
-    def listing(query: str = "") -> tuple[dict, list[str]]:
+    def scoped(request: gr.Request) -> Sessions:
+        """The chats of the request's user (all of them without logins)."""
+        return every.for_owner(current_user(request))
+
+    def listing(sessions: Sessions, query: str = "") -> tuple[dict, list[str]]:
         """The table (a "Found text" column only for a search) and the chat ids of its rows, in order."""
         listed = sessions.list()
         if not query.strip():
@@ -58,7 +63,7 @@ def render(context: AppContext) -> SessionsTab:
                  when_label(known[sid].updated_at), known[sid].messages, hits[sid]] for sid in found]
         return {"headers": [*COLUMNS, SEARCH_COLUMN], "data": data}, found
 
-    def exports(session_id: str) -> tuple[dict, dict]:
+    def exports(sessions: Sessions, session_id: str) -> tuple[dict, dict]:
         if not session_id:
             return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
         info = sessions.get(session_id)
@@ -68,29 +73,26 @@ def render(context: AppContext) -> SessionsTab:
         as_json.write_text(json.dumps(sessions.export_json(session_id), ensure_ascii=False, indent=2), encoding="utf-8")
         return gr.update(value=str(markdown), interactive=True), gr.update(value=str(as_json), interactive=True)
 
-    def describe(session_id: str) -> str:
+    def describe(sessions: Sessions, session_id: str) -> str:
         if not session_id:
             return "Select a chat in the list."
         info = sessions.get(session_id)
         return (f"**{info.title or 'Untitled chat'}** · {info.messages} messages · "
                 f"started {when_label(info.created_at)}")
 
-    def first_listing() -> dict:
-        return listing()[0]
-
     with gr.Tab("Chats", id="sessions") as tab:
         with gr.Row():
             query = gr.Textbox(placeholder="Search all chats…", show_label=False, scale=6, container=False)
             search = gr.Button("Search", scale=1)
             clear = gr.Button("Show all", scale=1)
-        table = gr.Dataframe(
-            value=first_listing,
+        table = gr.Dataframe(  # filled per user when the tab opens
+            value=None,
             headers=COLUMNS,
             interactive=False,
             wrap=True,
             elem_id="docmind-sessions-table",
         )
-        row_ids = gr.State(lambda: listing()[1])
+        row_ids = gr.State([])
         selected = gr.Textbox(visible=False, elem_id="docmind-sessions-selected")
         summary = gr.Markdown("Select a chat in the list.", elem_id="docmind-sessions-summary")
         with gr.Row():
@@ -114,74 +116,87 @@ def render(context: AppContext) -> SessionsTab:
     def buttons(enabled: bool) -> list[dict]:
         return [gr.update(interactive=enabled) for _ in range(3)]
 
-    def title_of(session_id: str) -> str:
+    def title_of(sessions: Sessions, session_id: str) -> str:
         return sessions.get(session_id).title if session_id else ""
 
     @shows_errors
-    def select(ids: list[str], evt: gr.SelectData) -> tuple:
+    def select(ids: list[str], evt: gr.SelectData, request: gr.Request) -> tuple:
+        sessions = scoped(request)
         row = evt.index[0] if evt.index else None
         session_id = ids[row] if row is not None and row < len(ids) else ""
-        return (session_id, describe(session_id), *exports(session_id), *buttons(bool(session_id)),
-                gr.update(visible=False), title_of(session_id))
+        return (session_id, describe(sessions, session_id), *exports(sessions, session_id),
+                *buttons(bool(session_id)), gr.update(visible=False), title_of(sessions, session_id))
 
     selection_outputs = [selected, summary, export_md, export_json, open_button, delete, rename, confirm_row,
                          new_title]
     table.select(select, row_ids, outputs=selection_outputs, api_visibility="private")
 
     @shows_errors
-    def refresh(query_text: str, session_id: str) -> tuple:
-        table_value, ids = listing(query_text)
+    def refresh(query_text: str, session_id: str, request: gr.Request) -> tuple:
+        sessions = scoped(request)
+        table_value, ids = listing(sessions, query_text)
         session_id = session_id if session_id in ids else ""
-        return (table_value, ids, session_id, describe(session_id), *exports(session_id),
+        return (table_value, ids, session_id, describe(sessions, session_id), *exports(sessions, session_id),
                 *buttons(bool(session_id)))
 
     refresh_outputs = [table, row_ids, selected, summary, export_md, export_json, open_button, delete, rename]
     for trigger in (search.click, query.submit, tab.select):
         trigger(refresh, inputs=[query, selected], outputs=refresh_outputs, api_visibility="private")
-    clear.click(lambda s: refresh("", s), inputs=selected, outputs=refresh_outputs, api_visibility="private").then(
+
+    def show_all(session_id: str, request: gr.Request) -> tuple:
+        return refresh("", session_id, request)
+
+    clear.click(show_all, inputs=selected, outputs=refresh_outputs, api_visibility="private").then(
         lambda: "", outputs=query, api_visibility="private"
     )
 
     @shows_errors
-    def do_rename(session_id: str, title: str, query_text: str) -> tuple:
+    def do_rename(session_id: str, title: str, query_text: str, request: gr.Request) -> tuple:
         if not title.strip():
             raise gr.Error("Type the new title first.")
-        info = sessions.rename(session_id, title)
+        info = scoped(request).rename(session_id, title)
         gr.Info(f"Chat renamed to “{info.title}”.", duration=4)
-        return (info.title, *refresh(query_text, session_id))
+        return (info.title, *refresh(query_text, session_id, request))
 
     rename.click(do_rename, [selected, new_title, query], [new_title, *refresh_outputs], api_visibility="private")
     new_title.submit(do_rename, [selected, new_title, query], [new_title, *refresh_outputs], api_visibility="private")
 
     @shows_errors
-    def ask_delete(session_id: str) -> tuple:
-        info = sessions.get(session_id)
+    def ask_delete(session_id: str, request: gr.Request) -> tuple:
+        info = scoped(request).get(session_id)
         text = f"Delete **{info.title or 'Untitled chat'}** and its {info.messages} messages? This cannot be undone."
         return gr.update(visible=True), text
 
-    def confirm_export(session_id: str, kind: str) -> None:
+    def confirm_export(session_id: str, kind: str, request: gr.Request) -> None:
         if session_id:
-            gr.Info(f"“{title_of(session_id) or 'Untitled chat'}” exported as {kind}: your browser saves it "
-                    "in its downloads folder.", duration=5)
+            gr.Info(f"“{title_of(scoped(request), session_id) or 'Untitled chat'}” exported as {kind}: your "
+                    "browser saves it in its downloads folder.", duration=5)
 
-    export_md.click(lambda sid: confirm_export(sid, "Markdown"), selected, api_visibility="private")
-    export_json.click(lambda sid: confirm_export(sid, "JSON"), selected, api_visibility="private")
+    def confirm_markdown(session_id: str, request: gr.Request) -> None:
+        confirm_export(session_id, "Markdown", request)
+
+    def confirm_json(session_id: str, request: gr.Request) -> None:
+        confirm_export(session_id, "JSON", request)
+
+    export_md.click(confirm_markdown, selected, api_visibility="private")
+    export_json.click(confirm_json, selected, api_visibility="private")
 
     delete.click(ask_delete, selected, [confirm_row, confirm_text], api_visibility="private")
     cancel.click(lambda: gr.update(visible=False), outputs=confirm_row, api_visibility="private")
 
     @shows_errors
-    def do_delete(session_id: str, query_text: str) -> tuple:
-        sessions.delete(session_id)
+    def do_delete(session_id: str, query_text: str, request: gr.Request) -> tuple:
+        scoped(request).delete(session_id)
         gr.Info("Chat deleted.")
-        return (gr.update(visible=False), *refresh(query_text, ""))
+        return (gr.update(visible=False), *refresh(query_text, "", request))
 
     confirm.click(do_delete, [selected, query], [confirm_row, *refresh_outputs], api_visibility="private")
 
     @shows_errors
-    def do_import(path: str, query_text: str) -> tuple:
-        info = sessions.import_json(path)
-        return (f"Imported **{info.title or 'Untitled chat'}** ({info.messages} messages).", *refresh(query_text, info.id))
+    def do_import(path: str, query_text: str, request: gr.Request) -> tuple:
+        info = scoped(request).import_json(path)
+        return (f"Imported **{info.title or 'Untitled chat'}** ({info.messages} messages).",
+                *refresh(query_text, info.id, request))
 
     importer.upload(do_import, [importer, query], [notice, *refresh_outputs], api_visibility="private")
 
@@ -190,27 +205,29 @@ def render(context: AppContext) -> SessionsTab:
 
 def register_api(context: AppContext) -> None:
     """Scripting endpoints with stable names (see the README)."""
-    sessions = Sessions(context.db)
+    every = Sessions(context.db)
 
     @shows_errors
-    def list_sessions() -> list[dict]:
-        """Every chat, most recently active first: id, title, created_at, updated_at, messages."""
-        return [asdict(s) for s in sessions.list()]
+    def list_sessions(request: gr.Request = None) -> list[dict]:
+        """Every chat (of the logged-in user), most recently active first: id, title, created_at, updated_at,
+        messages."""
+        return [asdict(s) for s in every.for_owner(current_user(request)).list()]
 
     @shows_errors
-    def rename_session(session_id: str, title: str) -> dict:
+    def rename_session(session_id: str, title: str, request: gr.Request = None) -> dict:
         """Give a chat a new title."""
-        return asdict(sessions.rename(session_id, title))
+        return asdict(every.for_owner(current_user(request)).rename(session_id, title))
 
     @shows_errors
-    def delete_session(session_id: str) -> bool:
+    def delete_session(session_id: str, request: gr.Request = None) -> bool:
         """Delete a chat and its messages."""
-        sessions.delete(session_id)
+        every.for_owner(current_user(request)).delete(session_id)
         return True
 
     @shows_errors
-    def export_session(session_id: str, format: str = "md") -> str:
+    def export_session(session_id: str, format: str = "md", request: gr.Request = None) -> str:
         """A chat as Markdown (format="md") or as the JSON that import reads (format="json")."""
+        sessions = every.for_owner(current_user(request))
         if format == "json":
             return json.dumps(sessions.export_json(session_id), ensure_ascii=False, indent=2)
         return sessions.export_markdown(session_id)
