@@ -196,17 +196,15 @@ async def _refuse(scope: dict, send: Any, status: int, message: str,
 
 
 def current_user(request: Any) -> str | None:
-    """The logged-in user of a Gradio or FastAPI request (None without accounts)."""
-    return getattr(request, "username", None) or _scope_user(request)
+    """The logged-in user of a ``gr.Request`` or a Starlette/FastAPI request (None without accounts)."""
+    from starlette.requests import HTTPConnection
 
-
-def _scope_user(request: Any) -> str | None:
-    scope = getattr(request, "scope", None) or getattr(getattr(request, "request", None), "scope", None)
-    if not scope:
-        return None
-    gate = scope.get("app")
-    tokens = getattr(gate, "tokens", {})
-    return next((tokens[t] for t in _cookie_tokens(scope, getattr(gate, "cookie_id", "")) if t in tokens), None)
+    if not isinstance(request, HTTPConnection):
+        return getattr(request, "username", None)  # gr.Request: Gradio looked the login up already
+    scope = request.scope
+    gradio_app = scope.get("app")
+    tokens = getattr(gradio_app, "tokens", {})
+    return next((tokens[t] for t in _cookie_tokens(scope, getattr(gradio_app, "cookie_id", "")) if t in tokens), None)
 
 
 def require_user(request: Any) -> str | None:
