@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000
     host: str = "127.0.0.1"
+    login_session_seconds: int = Field(default=12 * 3600, gt=0)  # a team login lasts this long (see docmind.ui.auth)
     port: int = 0
     log_level: str = "WARNING"
 

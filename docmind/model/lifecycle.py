@@ -41,7 +41,7 @@ class LoadStatus:
 
 def _name(settings: Settings) -> str:
     if settings.llm_base_url:
-        return f"{settings.llm_model or 'model'} on {settings.llm_base_url}"
+        return f"{settings.llm_model or 'model'} (server)"
     return str(settings.model_path or settings.model)
 
 

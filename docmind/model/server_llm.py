@@ -151,7 +151,6 @@ class ServerLLM(CustomLLM):
     temperature: float = Field(default=0.6)
     top_p: float = Field(default=0.95)
     enable_thinking: bool = Field(default=True)
-    thinking_budget: int | None = Field(default=None, description="Not enforced: servers have no such limit.")
     stop: list[str] = Field(default_factory=list)
     _settings: Settings = PrivateAttr()
     _count: Callable[[str], int] = PrivateAttr()

@@ -5,8 +5,8 @@ in front of every route.
   every route except what the login page itself needs (``PUBLIC_PATHS``/``PUBLIC_PREFIXES``). Routes
   other modules add to the app (document viewer, ...) are covered without doing anything.
 - It throttles failed logins per client address (``MAX_FAILURES`` per ``FAILURE_WINDOW_SECONDS``,
-  then 429), expires a login after ``SESSION_SECONDS``, and rewrites Gradio's login cookies to
-  ``HttpOnly; SameSite=Lax`` with that ``Max-Age``.
+  then 429), expires a login after ``login_session_seconds`` (default 12 h), and rewrites Gradio's
+  login cookies to ``HttpOnly; SameSite=Lax`` with that ``Max-Age``.
 - ``current_user(request)`` is the logged-in user's name (None when DocMind serves only this computer,
   without accounts); ``require_user`` is the same as a FastAPI dependency that refuses anonymous
   requests when logins are on. Handlers scope sessions with ``owner_of``.
@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
+from starlette.requests import HTTPConnection, Request
+
 from docmind.config import Settings
 
 log = logging.getLogger(__name__)
 
-SESSION_SECONDS = 12 * 3600
-"""A login lasts this long; then the user logs in again."""
 MAX_FAILURES = 5
 FAILURE_WINDOW_SECONDS = 300.0
 """More than ``MAX_FAILURES`` failed logins from one address (or for one name) within this window are refused."""
@@ -108,8 +108,9 @@ def logins_enabled(settings: Settings) -> bool:
 class LoginGate:
     """ASGI middleware: see the module doc. ``scope["app"]`` is Gradio's app, which holds the tokens."""
 
-    def __init__(self, app: Any, throttle: LoginThrottle | None = None) -> None:
+    def __init__(self, app: Any, session_seconds: int, throttle: LoginThrottle | None = None) -> None:
         self.app = app
+        self.session_seconds = session_seconds
         self.throttle = throttle or LoginThrottle()
         self._issued: dict[str, float] = {}
 
@@ -129,7 +130,7 @@ class LoginGate:
         tokens = getattr(gradio_app, "tokens", {})
         for token in _cookie_tokens(scope, getattr(gradio_app, "cookie_id", "")):
             issued = self._issued.get(token)
-            if token in tokens and issued is not None and time.time() - issued < SESSION_SECONDS:
+            if token in tokens and issued is not None and time.time() - issued < self.session_seconds:
                 return tokens[token]
             if token in tokens and issued is not None:
                 log.info("the login of %r expired", tokens.pop(token))
@@ -160,11 +161,15 @@ class LoginGate:
             return key, value
         cookie = SimpleCookie()
         cookie.load(value.decode("latin-1"))
+        now = time.time()
+        for token, issued in list(self._issued.items()):  # forget logins that have expired
+            if now - issued >= self.session_seconds:
+                del self._issued[token]
         for morsel in cookie.values():
             self._issued.setdefault(morsel.value, time.time())
             morsel["httponly"] = True
             morsel["samesite"] = "Lax"
-            morsel["max-age"] = str(SESSION_SECONDS)
+            morsel["max-age"] = str(self.session_seconds)
         return key, cookie.output(header="").strip().encode("latin-1")
 
 
@@ -197,8 +202,6 @@ async def _refuse(scope: dict, send: Any, status: int, message: str,
 
 def current_user(request: Any) -> str | None:
     """The logged-in user of a ``gr.Request`` or a Starlette/FastAPI request (None without accounts)."""
-    from starlette.requests import HTTPConnection
-
     if not isinstance(request, HTTPConnection):
         return getattr(request, "username", None)  # gr.Request: Gradio looked the login up already
     scope = request.scope
@@ -207,7 +210,7 @@ def current_user(request: Any) -> str | None:
     return next((tokens[t] for t in _cookie_tokens(scope, getattr(gradio_app, "cookie_id", "")) if t in tokens), None)
 
 
-def require_user(request: Any) -> str | None:
+def require_user(request: Request) -> str | None:
     """FastAPI dependency for routes other modules add: the user's name; 401 when logins are on and the
     request has none (``LoginGate`` already refuses it; this is a second lock on the same door)."""
     from fastapi import HTTPException

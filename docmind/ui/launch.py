@@ -143,7 +143,8 @@ def serve(
         enable_monitoring=False,
         auth=Accounts(settings) if logins else None,
         auth_message="Log in with the name and password your DocMind administrator gave you.",
-        app_kwargs={"middleware": [Middleware(LoginGate)]} if logins else None,
+        app_kwargs={"middleware": [Middleware(LoginGate, session_seconds=settings.login_session_seconds)]}
+        if logins else None,
     )
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     log.info("DocMind is running at %s (gradio reports %s)", url, local_url)
