@@ -61,7 +61,7 @@ def explain(error: Exception, settings: Settings) -> ModelServerError:
     url = settings.llm_base_url
     if isinstance(error, ModelServerError):
         return error
-    if isinstance(error, openai.APITimeoutError):
+    if isinstance(error, (openai.APITimeoutError, httpx.TimeoutException)):
         return ModelServerError(f"The model server at {url} did not answer within {settings.llm_timeout_seconds:.0f} s. "
                                 "It may be overloaded or the model too large for it; try again, or raise "
                                 "llm_timeout_seconds.")

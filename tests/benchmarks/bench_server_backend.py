@@ -2,10 +2,9 @@
 
 Prints one JSON document:
 - time to first token and decode tokens/s of one answer through DocMind (``ChatService`` with
-  ``llm_base_url``: the ReAct agent, retrieval over one small document, the session store) vs one
-  streamed request sent straight to the server with the ``openai`` client (the question alone), median of
-  ``--rounds`` alternating rounds; DocMind's prompt is longer (system prompt, tool descriptions), so its
-  prompt tokens are reported beside the times;
+  ``llm_base_url``: the ReAct agent, the session store) vs the same request sent straight to the server
+  with the ``openai`` client (DocMind's first request of a turn, captured once through a recording proxy,
+  with each round's question put in), median of ``--rounds`` alternating rounds;
 - aggregate completion tokens/s of 5 concurrent DocMind sessions vs 1.
 
 ``--shape 0.6b`` (default) serves a random-weight model of the real Qwen3-0.6B shape whose output layer
@@ -35,16 +34,16 @@ QUESTION = "Question {n}: what does the Zorblax warranty cover, and for how long
 DOCUMENT = "The Zorblax warranty covers repairs for 3 years. Returns are accepted within 30 days of purchase.\n"
 
 
-async def direct(base_url: str, model: str, question: str, new_tokens: int) -> dict:
+async def direct(base_url: str, request: dict) -> dict:
     """One streamed request straight to the server: time to first content and decode tokens/s."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0)
     started = time.perf_counter()
     first, usage = None, None
-    stream = await client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": question}], max_tokens=new_tokens, stream=True,
-        stream_options={"include_usage": True}, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    extra = {k: v for k, v in request.items() if k not in ("model", "messages", "stream", "stream_options")}
+    stream = await client.chat.completions.create(model=request["model"], messages=request["messages"], stream=True,
+                                                  stream_options={"include_usage": True}, extra_body=extra)
     async for chunk in stream:
         delta = chunk.choices[0].delta if chunk.choices else None
         if first is None and delta is not None and (delta.content or (delta.model_extra or {}).get("reasoning_content")):
@@ -94,6 +93,20 @@ async def concurrent_sessions(service, clients: int, rounds: int) -> dict:
             "tokens_per_s": round(tokens / seconds, 2)}
 
 
+def capture_request(settings, upstream: str, question: str) -> str:
+    """The body of DocMind's first request of a turn asking ``question`` (JSON text), via a recording proxy."""
+    from docmind.agent.chat import ChatService
+    from tests.fixtures.model_server import KeyCheckingProxy
+
+    proxy = KeyCheckingProxy(upstream, "bench").start()
+    try:
+        recorder = ChatService(settings.model_copy(update={"llm_base_url": proxy.url(), "llm_api_key": "bench"}))
+        asyncio.run(through_docmind(recorder, question))
+    finally:
+        proxy.stop()
+    return next(b.decode() for b in proxy.bodies if b'"messages"' in b)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=("0.6b", "tiny"), default="0.6b")
@@ -126,11 +139,12 @@ def main() -> None:
             Ingestor(settings).ingest([docs])
             service = ChatService(settings)
             asyncio.run(through_docmind(service, QUESTION.format(n="warm-up")))  # loads the embedder, warms the server
+            captured = capture_request(settings, served.base_url, QUESTION.format(n="{n}"))
             direct_rows, docmind_rows = [], []
             for n in range(args.rounds):
-                question = QUESTION.format(n=n)
-                direct_rows.append(asyncio.run(direct(served.base_url, served.model, question, args.new_tokens)))
-                docmind_rows.append(asyncio.run(through_docmind(service, question + " ")))
+                same = json.loads(captured.replace("{n}", str(n)))
+                direct_rows.append(asyncio.run(direct(served.base_url, same)))
+                docmind_rows.append(asyncio.run(through_docmind(service, QUESTION.format(n=n))))
             one = asyncio.run(concurrent_sessions(service, 1, CONCURRENT))
             five = asyncio.run(concurrent_sessions(service, CONCURRENT, 1))
         finally:
