@@ -41,6 +41,8 @@ class ServerInfo:
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for an ``openai`` client of ``settings.llm_base_url``: its key, our timeouts, no
+    retries of its own. Raises ``ModelServerError`` when no server is set."""
     import httpx
 
     if not settings.llm_base_url:
