@@ -22,6 +22,8 @@ $(VENV)/.installed: pyproject.toml
 system-deps:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q npm; }
+	# ip and unshare for the team-login test's network namespace (tests/ui/test_lan_login.py)
+	@command -v ip >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iproute2; }
 
 run: $(VENV)/.installed
 	@echo "DocMind is installed in $(VENV): its command is $(VENV)/bin/docmind (or run: . $(VENV)/bin/activate)"
