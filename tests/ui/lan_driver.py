@@ -38,7 +38,7 @@ def start(data_dir: Path, address: str, log: Path) -> tuple[subprocess.Popen, st
     env.pop("DOCMIND_MODEL_PATH", None)
     process = subprocess.Popen([sys.executable, "-m", "docmind", "serve", "--no-browser", "--host", address],
                                stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         match = re.search(r"running at (http://\S+/)", log.read_text(errors="replace"))
         if match:
@@ -51,12 +51,12 @@ def start(data_dir: Path, address: str, log: Path) -> tuple[subprocess.Popen, st
 
 
 def login(url: str, name: str, password: str) -> httpx.Response:
-    return httpx.post(url + "login", data={"username": name, "password": password}, timeout=30)
+    return httpx.post(url + "login", data={"username": name, "password": password}, timeout=120)
 
 
 def call(url: str, cookies: httpx.Cookies | None, api: str, *data: object) -> str:
     """A ``/gradio_api/call`` round trip; returns the event stream's text (``event: error`` on failure)."""
-    with httpx.Client(cookies=cookies, timeout=60) as client:
+    with httpx.Client(cookies=cookies, timeout=120) as client:
         started = client.post(f"{url}gradio_api/call/{api}", json={"data": list(data)})
         if started.status_code != 200:
             return f"HTTP {started.status_code}"
@@ -85,10 +85,10 @@ def main(address: str, work: Path) -> dict:
     process, url = start(data, address, work / "serve.log")
     try:
         report["url"] = url
-        home = httpx.get(url, timeout=30)
+        home = httpx.get(url, timeout=120)
         report["anonymous_home"] = {"status": home.status_code, "auth_required": '"auth_required": true' in
                                     home.text.replace('"auth_required":true', '"auth_required": true')}
-        report["anonymous"] = {f"{method} {path}": httpx.request(method, url.rstrip("/") + path, timeout=30).status_code
+        report["anonymous"] = {f"{method} {path}": httpx.request(method, url.rstrip("/") + path, timeout=120).status_code
                                for method, path in ANONYMOUS_PROBES}
 
         alice_login = login(url, "alice", PASSWORDS["alice"])

@@ -22,7 +22,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
         pytest.fail("the LAN test needs `unshare` and `ip` (util-linux, iproute2)")
     work = tmp_path_factory.mktemp("lan")
     done = subprocess.run(["unshare", "-rn", "sh", "-c", NAMESPACE, sys.executable, str(DRIVER), ADDRESS, str(work)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
