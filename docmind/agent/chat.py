@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,7 @@ from docmind.agent.sessions import Sessions
 from docmind.agent.stream import StepSplitter
 from docmind.agent.tools import DocumentSearch, make_tools
 from docmind.agent.turns import SessionLock, TurnRecorder
+from docmind.cache.collections import resolve_scope, session_scope, set_session_scope
 from docmind.cache.retrieval import Searcher
 from docmind.config import Settings, load_settings
 from docmind.model.errors import ModelError
@@ -262,11 +263,14 @@ class ChatService:
 
     # --- the turn ------------------------------------------------------------------------------
 
-    async def chat(self, session_id: str | None, text: str) -> AsyncIterator[ChatEvent]:
+    async def chat(
+        self, session_id: str | None, text: str, collections: Sequence[str] | None = None
+    ) -> AsyncIterator[ChatEvent]:
         """Answer ``text`` in session ``session_id`` (a new session when None), streaming events.
 
-        Raises ``EmptyQuestionError``, ``QuestionTooLongError``, ``UnknownSessionError`` or
-        ``SessionBusyError`` before anything is stored. Every database call and tokenization runs in
+        ``collections`` (names; empty: all documents) sets the session's scope first, recording the
+        change; None keeps the scope it has. Raises ``EmptyQuestionError``, ``QuestionTooLongError``,
+        ``UnknownSessionError``, ``CollectionError`` or ``SessionBusyError`` before anything is stored. Every database call and tokenization runs in
         a worker thread, so a database locked by another process never stalls the event loop.
         """
         question = (text or "").strip()
@@ -274,10 +278,13 @@ class ChatService:
             raise EmptyQuestionError("The question is empty: type a question first.")
         if session_id is not None:
             await asyncio.to_thread(self.sessions.get, session_id)
+        scope = None if collections is None else await asyncio.to_thread(resolve_scope, self.db, collections)
         model, model_problem = await self.model()
         question_tokens = await asyncio.to_thread(self._check_length, question, model)
         if session_id is None:
             session_id = (await asyncio.to_thread(self.sessions.create)).id
+        if scope is not None:
+            await asyncio.to_thread(set_session_scope, self.db, session_id, scope)
         async with self._session_turn(session_id):
             turn = self._turn(session_id, question, question_tokens, model, model_problem)
             async with contextlib.aclosing(turn) as events:  # a closed stream records the turn at once
@@ -344,7 +351,8 @@ class ChatService:
         yield TurnStarted(session_id, title, question)
 
         searcher = await asyncio.to_thread(lambda: self.searcher)  # opening it reads the embedding model's files
-        search = DocumentSearch(searcher, turn.passages, question)
+        scope = await asyncio.to_thread(session_scope, self.db, session_id)
+        search = DocumentSearch(searcher, turn.passages, question, scope=scope)
         if model is None:
             turn.mode = MODE_SEARCH
             steps = self._search_only(turn, search, problem)

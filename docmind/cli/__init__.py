@@ -16,6 +16,7 @@ from pathlib import Path
 from docmind import __version__
 from docmind.cli.app import add_app_commands
 from docmind.cli.ask import add_ask_command
+from docmind.cli.collections import add_collections_commands
 from docmind.cli.common import CommandError
 from docmind.cli.library import add_library_commands
 from docmind.cli.model import add_model_commands
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ask_command(sub)
     add_library_commands(sub)
     add_model_commands(sub)
+    add_collections_commands(sub)
     return parser
 
 
