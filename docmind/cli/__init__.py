@@ -22,6 +22,7 @@ from docmind.cli.library import add_library_commands
 from docmind.cli.model import add_model_commands
 from docmind.cli.quiet import quiet_third_party_libraries
 from docmind.cli.sessions import add_sessions_commands
+from docmind.cli.transfer import add_transfer_commands
 
 __all__ = ["build_parser", "main"]
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_library_commands(sub)
     add_model_commands(sub)
     add_collections_commands(sub)
+    add_transfer_commands(sub)
     return parser
 
 
