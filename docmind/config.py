@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     embed_model_path: Path | None = None
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000
+    watch_debounce_seconds: float = Field(default=2.0, gt=0)  # a watched file is ingested once quiet this long
+    watch_rescan_seconds: float = Field(default=300.0, gt=0)  # watched folders are rescanned this often
     host: str = "127.0.0.1"
     port: int = 0
     log_level: str = "WARNING"

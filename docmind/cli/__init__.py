@@ -23,6 +23,7 @@ from docmind.cli.model import add_model_commands
 from docmind.cli.quiet import quiet_third_party_libraries
 from docmind.cli.sessions import add_sessions_commands
 from docmind.cli.transfer import add_transfer_commands
+from docmind.cli.watch import add_watch_commands
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(sub)
     add_collections_commands(sub)
     add_transfer_commands(sub)
+    add_watch_commands(sub)
     return parser
 
 
