@@ -89,6 +89,7 @@ NOTICE_NO_DOCUMENTS_EITHER = "No documents are loaded either: add some with `doc
 NOTICE_NO_DOCUMENTS_EITHER_APP = "No documents are loaded either: add some in the **Documents** tab."
 NOTICE_SEARCH_ONLY = "Until a model is ready, answers are search results: the most relevant passages."
 NOTICE_NO_DOCUMENTS = "No documents are loaded yet, so this answer comes from the model alone."
+NOTICE_MODEL_ALONE = "This answer comes from the model alone."
 NOTICE_NOTHING_FOUND = "I found nothing relevant to this in your documents, so this answer does not come from them."
 
 
@@ -270,8 +271,9 @@ class ChatService:
 
         ``collections`` (names; empty: all documents) sets the session's scope first, recording the
         change; None keeps the scope it has. Raises ``EmptyQuestionError``, ``QuestionTooLongError``,
-        ``UnknownSessionError``, ``CollectionError`` or ``SessionBusyError`` before anything is stored. Every database call and tokenization runs in
-        a worker thread, so a database locked by another process never stalls the event loop.
+        ``UnknownSessionError``, ``CollectionError`` or ``SessionBusyError`` before anything is stored.
+        Every database call and tokenization runs in a worker thread, so a database locked by another
+        process never stalls the event loop.
         """
         question = (text or "").strip()
         if not question:
@@ -403,7 +405,7 @@ class ChatService:
         detailed = problem and self.wording.model_problem_detail
         yield Notice("no-model", f"{problem} {NOTICE_SEARCH_ONLY}" if detailed else self.wording.no_model)
         if not await asyncio.to_thread(search.has_documents):
-            text = self.wording.no_documents_either
+            text = self.wording.no_documents_either if search.scope.everything else search.nothing_to_search()
         else:
             passages = await search.asearch(turn.question)
             text = (
@@ -419,8 +421,10 @@ class ChatService:
     ) -> AsyncIterator[ChatEvent]:
         has_documents = await asyncio.to_thread(search.has_documents)
         if not has_documents:
-            turn.notices.append(NOTICE_NO_DOCUMENTS)
-            yield Notice("no-documents", NOTICE_NO_DOCUMENTS)
+            notice = (NOTICE_NO_DOCUMENTS if search.scope.everything
+                      else f"{search.nothing_to_search()} {NOTICE_MODEL_ALONE}")
+            turn.notices.append(notice)
+            yield Notice("no-documents", notice)
         failure: WorkflowRuntimeError | None = None
         try:
             async for event in self._agent(turn, search, model, history):

@@ -215,10 +215,12 @@ class FolderWatcher:
             if folder is None:
                 folder = self._folders[path] = _Folder(Path(path), collection_id)
                 log.info("watching %s", path)
-            if folder.collection_id != collection_id:
-                folder.collection_id, folder.full_scan, folder.next_scan = collection_id, True, 0.0
+            if folder.collection_id != collection_id:  # tied to another collection: fill it at once
+                folder.collection_id, folder.next_scan = collection_id, 0.0
             if folder.watch is None and folder.path.is_dir():
                 folder.watch = self._observer.schedule(_Events(self), str(folder.path), recursive=True)
+                if folder.state == MISSING:  # the folder is back: catch up now
+                    folder.next_scan = 0.0
 
     def _scan_due_folders(self) -> None:
         for folder in list(self._folders.values()):

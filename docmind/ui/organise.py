@@ -30,10 +30,19 @@ STATE_SECONDS = 3.0
 
 
 def render(context: AppContext) -> None:
-    """The three sections, at the end of the Documents tab (call inside its ``gr.Tab``)."""
-    render_collections(context)
-    render_watched_folders(context)
-    render_move(context)
+    """The three sections, each folded under a plain title, at the end of the Documents tab (call inside its
+    ``gr.Tab``)."""
+    sections = [
+        ("Collections: groups of documents you can ask about on their own", "docmind-collections-section",
+         render_collections),
+        ("Watched folders: folders DocMind keeps up to date by itself", "docmind-watch-section",
+         render_watched_folders),
+        ("Move to another computer: export everything to one file, or import one", "docmind-move-section",
+         render_move),
+    ]
+    for title, elem_id, build in sections:
+        with gr.Accordion(title, open=False, elem_id=elem_id):
+            build(context)
 
 
 # ----- collections -----
@@ -66,12 +75,6 @@ def members_markdown(context: AppContext, name: str | None) -> str:
 
 
 def render_collections(context: AppContext) -> None:
-    with gr.Accordion("Collections: groups of documents you can ask about on their own", open=False,
-                      elem_id="docmind-collections-section"):
-        _collections(context)
-
-
-def _collections(context: AppContext) -> None:
     gr.Markdown("A collection is a group of your documents, for example *Taxes* or *Recipes*. "
                 "In the Chat tab you can ask about one collection instead of all your documents. "
                 "A document can be in several collections; deleting a collection keeps its documents.")
@@ -171,12 +174,6 @@ def _state_text(state: str, waiting: int) -> str:
 
 
 def render_watched_folders(context: AppContext) -> None:
-    with gr.Accordion("Watched folders: folders DocMind keeps up to date by itself", open=False,
-                      elem_id="docmind-watch-section"):
-        _watched_folders(context)
-
-
-def _watched_folders(context: AppContext) -> None:
     gr.Markdown("While DocMind is open, it keeps these folders in step with your library: "
                 "new and changed files are added, deleted files are removed. Changes made while DocMind was closed "
                 "are picked up when it starts.")
@@ -230,12 +227,6 @@ def _watched_folders(context: AppContext) -> None:
 
 
 def render_move(context: AppContext) -> None:
-    with gr.Accordion("Move to another computer: export everything to one file, or import one", open=False,
-                      elem_id="docmind-move-section"):
-        _move(context)
-
-
-def _move(context: AppContext) -> None:
     gr.Markdown("**Export everything** saves your documents, collections, watched "
                 "folders and chats in one file. On the other computer, **Import** that file: into a new DocMind it "
                 "restores everything; into one already in use it adds what is missing and keeps what is there.")
