@@ -92,7 +92,7 @@ def export_everything(db: Database, data_dir: Path, dest: str | Path) -> ExportR
             if path.is_file():  # removed since the snapshot: its passages are still exported
                 members[str(PurePosixPath(LIBRARY, *path.resolve().relative_to(library.resolve()).parts))] = path
         try:
-            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
                 checksums = {}
                 for name, path in members.items():
                     archive.write(path, name)

@@ -65,17 +65,13 @@ def wire_scope_bar(context: AppContext, bar: ScopeBar, session_id: gr.Textbox) -
             set_session_scope(context.db, sid, scope)
         return header_markdown(context, sid, list(scope.names))
 
-    def opened(sid: str, names: list[str] | None) -> tuple:
-        """Another chat (or a new one) is shown: its own scope; a new chat keeps the current choice."""
-        choices = [c.name for c in list_collections(context.db)]
-        if not sid:
-            names = [name for name in names or [] if name in choices]
-            return gr.update(choices=choices, value=names), header_markdown(context, "", names)
+    def opened(sid: str) -> tuple:
+        """Another chat is shown: what it searches; a new chat starts with all documents."""
         names = list(session_scope(context.db, sid).names)
+        choices = [c.name for c in list_collections(context.db)]
         return gr.update(choices=choices, value=names), header_markdown(context, sid, names)
 
     bar.chooser.change(changed, [bar.chooser, session_id], bar.header, api_visibility="private")  # also on Clear
-    session_id.change(opened, [session_id, bar.chooser], [bar.chooser, bar.header], api_visibility="private",
-                      show_progress="hidden")
+    session_id.change(opened, session_id, [bar.chooser, bar.header], api_visibility="private", show_progress="hidden")
     bar.chooser.focus(lambda: gr.update(choices=[c.name for c in list_collections(context.db)]),
                       outputs=bar.chooser, api_visibility="private", show_progress="hidden")

@@ -79,6 +79,7 @@ def test_collections_scope_and_export_in_the_browser(library_server: tuple[Serve
     page.screenshot(path=artifacts / "library-collections.png", full_page=True)
 
     page.get_by_role("tab", name="Chat", exact=True).click()
+    page.get_by_role("button", name="New chat").click()  # the page reopened the API test's chat, scoped to Kitchen
     page.locator("#docmind-scope-chooser input").click()
     page.get_by_role("option", name="Orchard").click()
     page.keyboard.press("Escape")
