@@ -13,6 +13,7 @@ import pytest
 from gradio_client import Client
 
 from tests.cache.conftest import run_cli
+from tests.ui.a11y import assert_accessible
 from tests.ui.conftest import Server, start_server, stop_server
 
 QUESTION = "what do you do with apples"
@@ -76,7 +77,10 @@ def test_collections_scope_and_export_in_the_browser(library_server: tuple[Serve
     page.get_by_role("button", name="Add to collection").click()
     outcome.get_by_text("Added 2 documents to Orchard").wait_for()
     page.locator("#docmind-collection-members").get_by_text("orchard0.txt").wait_for()
+    page.get_by_role("button", name="Watched folders: folders DocMind keeps").click()
+    page.locator("#docmind-watched-folders").wait_for()
     page.screenshot(path=artifacts / "library-collections.png", full_page=True)
+    assert_accessible(page, "the Documents tab with its collections and watched folders open")
 
     page.get_by_role("tab", name="Chat", exact=True).click()
     page.get_by_role("button", name="New chat").click()  # the page reopened the API test's chat, scoped to Kitchen
@@ -95,6 +99,7 @@ def test_collections_scope_and_export_in_the_browser(library_server: tuple[Serve
     cited = json.loads(extra)["citations"]
     assert cited and {Path(c["source"]).parent for c in cited} == {docs / "orchard"}
     page.screenshot(path=artifacts / "library-chat-scope.png")
+    assert_accessible(page, "the Chat tab with a chosen collection")
 
     page.locator("#docmind-scope-chooser [title=Clear]").click()  # mid-chat, back to all documents
     header.get_by_text("All documents").wait_for()
