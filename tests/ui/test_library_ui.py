@@ -78,7 +78,11 @@ def test_collections_scope_and_export_in_the_browser(library_server: tuple[Serve
     outcome.get_by_text("Added 2 documents to Orchard").wait_for()
     page.locator("#docmind-collection-members").get_by_text("orchard0.txt").wait_for()
     page.get_by_role("button", name="Watched folders: folders DocMind keeps").click()
-    page.locator("#docmind-watched-folders").wait_for()
+    page.get_by_label("Folder to watch").fill(str(docs / "orchard"))
+    page.get_by_role("button", name="Watch this folder").click()
+    folders = page.locator("#docmind-watched-folders")
+    folders.get_by_text(str(docs / "orchard")).filter(visible=True).first.wait_for()
+    folders.get_by_text("watching", exact=True).filter(visible=True).first.wait_for(timeout=60_000)  # the app's watcher reports its state
     page.screenshot(path=artifacts / "library-collections.png", full_page=True)
     assert_accessible(page, "the Documents tab with its collections and watched folders open")
 
