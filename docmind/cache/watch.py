@@ -176,7 +176,7 @@ class FolderWatcher:
         if self._observer is not None:
             self._observer.stop()
         if self._thread is not None:
-            self._thread.join(timeout=5  # an ingest under way finishes on its own (each file is one transaction))
+            self._thread.join(timeout=5)  # an ingest under way ends on its own: each file is one transaction
 
     def scan_now(self) -> None:
         """Rescan every watched folder at the next tick (the Documents tab's "Check now")."""
