@@ -110,3 +110,28 @@ def test_watch_add_refuses_what_it_cannot_watch(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "no collection named 'Nope'" in unknown.stderr
     not_watched = run_cli("--data-dir", str(data_dir), "watch", "remove", str(tmp_path / "docs"))
     assert not_watched.returncode == 1 and "is not a watched folder" in not_watched.stderr
+
+
+def test_an_unplugged_folder_keeps_its_documents_and_catches_up_when_back(settings, tmp_path: Path) -> None:
+    from docmind.cache.watch import MISSING, WATCHING, FolderWatcher, add_watched_folder, list_watched_folders
+    from docmind.storage import open_database
+
+    folder, away = tmp_path / "usb", tmp_path / "usb-unplugged"
+    folder.mkdir()
+    (folder / "one.txt").write_text("One: notes about lighthouses.", encoding="utf-8")
+    db = open_database(settings.db_path)
+    add_watched_folder(db, folder)
+    watcher = FolderWatcher(settings.model_copy(update={"watch_debounce_seconds": 0.5, "watch_rescan_seconds": 1.0}),
+                            db)
+    watcher.start()
+    try:
+        wait_for("the first scan", lambda: set(documents(settings.data_dir)) == {"one.txt"})
+        folder.rename(away)  # the drive goes away: its documents stay
+        wait_for("the missing state", lambda: list_watched_folders(db)[0].state == MISSING)
+        assert set(documents(settings.data_dir)) == {"one.txt"}
+        (away / "two.txt").write_text("Two: notes about harbours.", encoding="utf-8")
+        away.rename(folder)  # back, with a file added meanwhile
+        wait_for("the catch-up", lambda: set(documents(settings.data_dir)) == {"one.txt", "two.txt"})
+        wait_for("the watching state", lambda: list_watched_folders(db)[0].state == WATCHING)
+    finally:
+        watcher.stop()
