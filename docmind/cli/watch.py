@@ -29,8 +29,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     from docmind.cache.watch import add_watched_folder
 
     folder = add_watched_folder(current_database(), args.path, args.collection)
-    emit(folder.to_json(), args.json, lambda r: f"Watching {r['path']}: the running app adds its files and "
-                                                "follows their changes.")
+    emit(folder.to_json(), args.json, lambda r: f"Watching {r['path']}: while DocMind is open it adds the folder's "
+                                                "files and follows their changes.")
     return 0
 
 
