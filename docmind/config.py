@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=120.0, gt=0)  # longest wait for the server's next bytes
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000
+    watch_debounce_seconds: float = Field(default=2.0, gt=0)  # a watched file is ingested once quiet this long
+    watch_rescan_seconds: float = Field(default=300.0, gt=0)  # watched folders are rescanned this often
     host: str = "127.0.0.1"
     login_session_seconds: int = Field(default=12 * 3600, gt=0)  # a team login lasts this long (see docmind.ui.auth)
     port: int = 0

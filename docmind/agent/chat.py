@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,7 @@ from docmind.agent.sessions import Sessions
 from docmind.agent.stream import StepSplitter
 from docmind.agent.tools import DocumentSearch, make_tools
 from docmind.agent.turns import SessionLock, TurnRecorder
+from docmind.cache.collections import resolve_scope, session_scope, set_session_scope
 from docmind.cache.retrieval import Searcher
 from docmind.config import Settings, load_settings
 from docmind.model.errors import ModelError
@@ -88,6 +89,7 @@ NOTICE_NO_DOCUMENTS_EITHER = "No documents are loaded either: add some with `doc
 NOTICE_NO_DOCUMENTS_EITHER_APP = "No documents are loaded either: add some in the **Documents** tab."
 NOTICE_SEARCH_ONLY = "Until a model is ready, answers are search results: the most relevant passages."
 NOTICE_NO_DOCUMENTS = "No documents are loaded yet, so this answer comes from the model alone."
+NOTICE_MODEL_ALONE = "This answer comes from the model alone."
 NOTICE_NOTHING_FOUND = "I found nothing relevant to this in your documents, so this answer does not come from them."
 
 
@@ -270,13 +272,18 @@ class ChatService:
 
     # --- the turn ------------------------------------------------------------------------------
 
-    async def chat(self, session_id: str | None, text: str, owner: str | None = None) -> AsyncIterator[ChatEvent]:
+    async def chat(
+        self, session_id: str | None, text: str, collections: Sequence[str] | None = None, *,
+        owner: str | None = None,
+    ) -> AsyncIterator[ChatEvent]:
         """Answer ``text`` in session ``session_id`` (a new session when None), streaming events.
 
-        With ``owner`` (a logged-in user), the session must be theirs, and a new one is. Raises
-        ``EmptyQuestionError``, ``QuestionTooLongError``, ``UnknownSessionError`` or
-        ``SessionBusyError`` before anything is stored. Every database call and tokenization runs in
-        a worker thread, so a database locked by another process never stalls the event loop.
+        ``collections`` (names; empty: all documents) sets the session's scope first, recording the
+        change; None keeps the scope it has. With ``owner`` (a logged-in user), the session must be
+        theirs, and a new one is. Raises ``EmptyQuestionError``, ``QuestionTooLongError``,
+        ``UnknownSessionError``, ``CollectionError`` or ``SessionBusyError`` before anything is stored.
+        Every database call and tokenization runs in a worker thread, so a database locked by another
+        process never stalls the event loop.
         """
         question = (text or "").strip()
         if not question:
@@ -284,10 +291,13 @@ class ChatService:
         sessions = self.sessions.for_owner(owner)
         if session_id is not None:
             await asyncio.to_thread(sessions.get, session_id)
+        scope = None if collections is None else await asyncio.to_thread(resolve_scope, self.db, collections)
         model, model_problem = await self.model()
         question_tokens = await asyncio.to_thread(self._check_length, question, model)
         if session_id is None:
             session_id = (await asyncio.to_thread(sessions.create)).id
+        if scope is not None:
+            await asyncio.to_thread(set_session_scope, self.db, session_id, scope)
         async with self._session_turn(session_id):
             turn = self._turn(session_id, question, question_tokens, model, model_problem)
             async with contextlib.aclosing(turn) as events:  # a closed stream records the turn at once
@@ -354,7 +364,8 @@ class ChatService:
         yield TurnStarted(session_id, title, question)
 
         searcher = await asyncio.to_thread(lambda: self.searcher)  # opening it reads the embedding model's files
-        search = DocumentSearch(searcher, turn.passages, question)
+        scope = await asyncio.to_thread(session_scope, self.db, session_id)
+        search = DocumentSearch(searcher, turn.passages, question, scope=scope)
         if model is None:
             turn.mode = MODE_SEARCH
             steps = self._search_only(turn, search, problem)
@@ -406,7 +417,7 @@ class ChatService:
         detailed = problem and self.wording.model_problem_detail
         yield Notice("no-model", f"{problem} {NOTICE_SEARCH_ONLY}" if detailed else self.wording.no_model)
         if not await asyncio.to_thread(search.has_documents):
-            text = self.wording.no_documents_either
+            text = self.wording.no_documents_either if search.scope.everything else search.nothing_to_search()
         else:
             passages = await search.asearch(turn.question)
             text = (
@@ -422,8 +433,10 @@ class ChatService:
     ) -> AsyncIterator[ChatEvent]:
         has_documents = await asyncio.to_thread(search.has_documents)
         if not has_documents:
-            turn.notices.append(NOTICE_NO_DOCUMENTS)
-            yield Notice("no-documents", NOTICE_NO_DOCUMENTS)
+            notice = (NOTICE_NO_DOCUMENTS if search.scope.everything
+                      else f"{search.nothing_to_search()} {NOTICE_MODEL_ALONE}")
+            turn.notices.append(notice)
+            yield Notice("no-documents", notice)
         failure: WorkflowRuntimeError | None = None
         try:
             async for event in self._agent(turn, search, model, history):

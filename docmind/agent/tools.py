@@ -16,6 +16,7 @@ from llama_index.core.tools import FunctionTool
 from llama_index.core.vector_stores.types import VectorStoreQuery
 
 from docmind.agent.citations import Passage, TurnPassages, format_passages
+from docmind.cache.collections import Scope, scope_has_passages, scope_sources
 from docmind.cache.documents import list_documents
 from docmind.cache.embeddings import load_embed_model
 from docmind.cache.retrieval import Citation, Searcher
@@ -48,20 +49,29 @@ class DocumentSearch:
         question: str,
         k: int = SEARCH_K,
         min_relevance: float = MIN_RELEVANCE,
+        scope: Scope | None = None,
     ) -> None:
         self.searcher = searcher
         self.passages = passages
         self.question = question
         self.k = k
         self.min_relevance = min_relevance
+        self.scope = scope or Scope()
 
     def has_documents(self) -> bool:
-        return bool(self.searcher.db.read("SELECT 1 FROM chunks LIMIT 1"))
+        """True when the chat's scope (all documents, or its collections) holds any passage."""
+        return scope_has_passages(self.searcher.db, self.scope)
+
+    def nothing_to_search(self) -> str:
+        """What the tool says when the scope holds no passage."""
+        if self.scope.everything:
+            return NO_DOCUMENTS
+        return f"The collections this chat searches ({self.scope.label}) hold no documents yet."
 
     def search(self, query: str) -> list[Passage]:
-        """The relevant passages for ``query``, numbered for this turn (best first)."""
+        """The relevant passages for ``query`` within the chat's scope, numbered for this turn (best first)."""
         self.passages.searched = True
-        found = self.searcher.search(query, self.k)
+        found = self.searcher.search(query, self.k, collections=self.scope.search_filter)
         scored = self._relevance(query, found)
         return [
             self.passages.add(c.source, c.page, c.text, score)
@@ -102,7 +112,7 @@ class DocumentSearch:
 
     async def tool_call(self, **kwargs: Any) -> str:
         if not await asyncio.to_thread(self.has_documents):
-            return NO_DOCUMENTS
+            return self.nothing_to_search()
         passages = await self.asearch(self.query_from(kwargs))
         if not passages:
             return NOTHING_FOUND
@@ -110,8 +120,11 @@ class DocumentSearch:
 
     async def list_call(self, **kwargs: Any) -> str:
         documents = await asyncio.to_thread(list_documents, self.searcher.db)
+        if not self.scope.everything:
+            members = set(await asyncio.to_thread(scope_sources, self.searcher.db, self.scope))
+            documents = [d for d in documents if d.source in members]
         if not documents:
-            return NO_DOCUMENTS
+            return self.nothing_to_search()
         names = [f"- {Path(d.source).name} ({d.chunks} passages)" for d in documents[:50]]
         more = [f"… and {len(documents) - 50} more"] if len(documents) > 50 else []
         return f"{len(documents)} documents:\n" + "\n".join(names + more)

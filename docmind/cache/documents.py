@@ -81,12 +81,9 @@ def remove_document(db: Database, source: str | Path, library: Path | None = Non
     return removed
 
 
-def remove_documents(db: Database, path: str | Path, library: Path | None = None) -> list[str]:
-    """Remove the document at ``path``, or every document under the folder ``path``; return their sources.
-
-    ``path`` need not exist any more. Stored upload copies in ``library`` go with their documents.
-    Raises ``DocumentNotFoundError`` when nothing matches.
-    """
+def documents_under(db: Database, path: str | Path) -> list[str]:
+    """The sources of the document at ``path`` or of every document under the folder ``path`` (which
+    need not exist any more). Raises ``DocumentNotFoundError`` when nothing matches."""
     target = os.path.abspath(Path(path).expanduser())
     candidates = {target, str(Path(target).resolve())}
     folder_prefixes = tuple(candidate.rstrip(os.sep) + os.sep for candidate in candidates)
@@ -97,6 +94,16 @@ def remove_documents(db: Database, path: str | Path, library: Path | None = None
     ]
     if not sources:
         raise DocumentNotFoundError(f"{target} is not in the library; `docmind docs list` shows what is.")
+    return sources
+
+
+def remove_documents(db: Database, path: str | Path, library: Path | None = None) -> list[str]:
+    """Remove the document at ``path``, or every document under the folder ``path``; return their sources.
+
+    ``path`` need not exist any more. Stored upload copies in ``library`` go with their documents.
+    Raises ``DocumentNotFoundError`` when nothing matches.
+    """
+    sources = documents_under(db, path)
     for source in sources:
         remove_document(db, source, library)
     return sources

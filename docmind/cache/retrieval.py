@@ -13,6 +13,7 @@ import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -164,27 +165,34 @@ class Searcher:
         self.identity = embed_model_identity(self.model_path)
         self.fusion = fusion or Fusion()
 
-    def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid") -> list[Citation]:
-        """The ``k`` best passages for ``query``: fused vector + BM25 (``hybrid``), or one of them alone."""
+    def search(
+        self, query: str, k: int = 5, mode: SearchMode = "hybrid", collections: Sequence[int] | None = None
+    ) -> list[Citation]:
+        """The ``k`` best passages for ``query``: fused vector + BM25 (``hybrid``), or one of them alone.
+
+        ``collections`` (collection ids) searches only their documents; both rankings filter before ranking.
+        """
         if not query.strip() or k <= 0 or not self.db.read("SELECT 1 FROM chunks LIMIT 1"):
             return []
-        found = self.candidates(query, max(4 * k, 20), mode)
+        found = self.candidates(query, max(4 * k, 20), mode, collections)
         if found is None:
             return []
         return self.fuse(found, k)
 
-    def candidates(self, query: str, pool: int, mode: SearchMode = "hybrid") -> Candidates | None:
+    def candidates(
+        self, query: str, pool: int, mode: SearchMode = "hybrid", collections: Sequence[int] | None = None
+    ) -> Candidates | None:
         """Each ranking's ``pool`` best passages (None: a vector search was asked of a stale library)."""
         keyword: list[Citation] | None = None
         vector: list[Citation] | None = None
         coverage: list[float] = []
         if mode in ("hybrid", "keyword"):
             terms = query_terms(query)
-            keyword = self._keyword(" ".join(sorted(terms)) or query, pool)
+            keyword = self._keyword(" ".join(sorted(terms)) or query, pool, collections)
             coverage = self._term_coverage(terms, keyword)
         if mode in ("hybrid", "vector"):
             if self._embeddings_match():
-                vector = self._vector(query, pool)
+                vector = self._vector(query, pool, collections)
             elif mode == "vector":
                 return None
         return Candidates(keyword, vector, coverage)
@@ -205,8 +213,8 @@ class Searcher:
         ranked = reciprocal_rank_fusion([keyword, vector], weights, k=fusion.rrf_k)
         return cap_per_document(ranked, fusion.per_document)[:k]
 
-    def _keyword(self, query: str, top_k: int) -> list[Citation]:
-        result = self.store.text_search(query, top_k)
+    def _keyword(self, query: str, top_k: int, collections: Sequence[int] | None = None) -> list[Citation]:
+        result = self.store.text_search(query, top_k, collections=collections)
         return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
 
     def _term_coverage(self, terms: set[str], hits: list[Citation]) -> list[float]:
@@ -240,9 +248,10 @@ class Searcher:
                 matched[row[0]] += weight
         return [matched[chunk_id] / total for chunk_id in ids]
 
-    def _vector(self, query: str, top_k: int) -> list[Citation]:
+    def _vector(self, query: str, top_k: int, collections: Sequence[int] | None = None) -> list[Citation]:
         embedding = load_embed_model(self.model_path).get_query_embedding(query)
-        result = self.store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=top_k))
+        query_spec = VectorStoreQuery(query_embedding=embedding, similarity_top_k=top_k)
+        result = self.store.query(query_spec, collections=collections)
         return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
 
     def _embeddings_match(self) -> bool:

@@ -16,11 +16,14 @@ from pathlib import Path
 from docmind import __version__
 from docmind.cli.app import add_app_commands
 from docmind.cli.ask import add_ask_command
+from docmind.cli.collections import add_collections_commands
 from docmind.cli.common import CommandError
 from docmind.cli.library import add_library_commands
 from docmind.cli.model import add_model_commands
 from docmind.cli.quiet import quiet_third_party_libraries
 from docmind.cli.sessions import add_sessions_commands
+from docmind.cli.transfer import add_transfer_commands
+from docmind.cli.watch import add_watch_commands
 from docmind.cli.users import add_users_commands
 
 __all__ = ["build_parser", "main"]
@@ -37,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_ask_command(sub)
     add_library_commands(sub)
     add_model_commands(sub)
+    add_collections_commands(sub)
+    add_transfer_commands(sub)
+    add_watch_commands(sub)
     add_users_commands(sub)
     return parser
 

@@ -11,7 +11,8 @@ from docmind.cli.common import CommandError, add_command, current_settings, emit
 
 
 @one_line_errors("docmind.agent.chat:EmptyQuestionError", "docmind.agent.chat:QuestionTooLongError",
-                 "docmind.agent.sessions:UnknownSessionError", "docmind.agent.turns:SessionBusyError")
+                 "docmind.agent.sessions:UnknownSessionError", "docmind.agent.turns:SessionBusyError",
+                 "docmind.cache.collections:CollectionError")
 def cmd_ask(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -22,7 +23,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if session_id is None and not args.new_session:
         recent = service.sessions.list()
         session_id = recent[0].id if recent else None
-    done = asyncio.run(_ask(service, session_id, " ".join(args.question), args.json))
+    scope = [] if args.all_documents else args.collection
+    done = asyncio.run(_ask(service, session_id, " ".join(args.question), scope, args.json))
     if args.json:
         emit(done.to_json(), True, str)
         return 0
@@ -35,12 +37,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _ask(service: Any, session_id: str | None, question: str, quiet: bool) -> Any:
+async def _ask(service: Any, session_id: str | None, question: str, scope: list[str] | None, quiet: bool) -> Any:
     """Run one turn; show thinking and notices on stderr as they stream (unless ``--json``)."""
     from docmind.agent.events import Done, Notice, ThinkingToken, ToolCalled, TurnFailed
 
     done = None
-    async for event in service.chat(session_id, question):
+    async for event in service.chat(session_id, question, scope):
         if isinstance(event, Done):
             done = event
         elif isinstance(event, TurnFailed):
@@ -66,3 +68,7 @@ def add_ask_command(sub: Any) -> None:
     which = ask.add_mutually_exclusive_group()
     which.add_argument("--session", help="the session to continue (see `docmind sessions list`)")
     which.add_argument("--new-session", action="store_true", help="start a new session")
+    scope = ask.add_mutually_exclusive_group()
+    scope.add_argument("--collection", action="append", metavar="NAME",
+                       help="search only this collection (repeatable); the session remembers it")
+    scope.add_argument("--all-documents", action="store_true", help="search every document again")

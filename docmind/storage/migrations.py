@@ -168,7 +168,51 @@ def m003_kv_rowid_table(conn: sqlite3.Connection) -> None:
     )
 
 
-def m004_users_and_session_owners(conn: sqlite3.Connection) -> None:
+def m004_collections_and_watched_folders(conn: sqlite3.Connection) -> None:
+    """Collections (named sets of documents), the collections a chat searches (and when that changed),
+    and the folders the app keeps in sync with the library."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE collections (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE collection_documents (
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            source TEXT NOT NULL REFERENCES documents(source) ON DELETE CASCADE,
+            PRIMARY KEY (collection_id, source)
+        ) WITHOUT ROWID;
+        CREATE INDEX collection_documents_source ON collection_documents(source);
+
+        CREATE TABLE session_collections (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            PRIMARY KEY (session_id, collection_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE session_scope_changes (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            collections TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        );
+        CREATE INDEX session_scope_changes_session ON session_scope_changes(session_id, id);
+
+        CREATE TABLE watched_folders (
+            path TEXT PRIMARY KEY,
+            collection_id INTEGER REFERENCES collections(id) ON DELETE SET NULL,
+            added_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'waiting for DocMind to start',
+            waiting INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            state_at TEXT
+        );
+        """,
+    )
+
+
+def m005_users_and_session_owners(conn: sqlite3.Connection) -> None:
     """User accounts for serving a team (argon2 password hashes), and each session's owner (NULL: made
     without a login, by the desktop app or the CLI)."""
     _run_script(
@@ -186,7 +230,8 @@ def m004_users_and_session_owners(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    m001_initial, m002_chunks_fts_porter, m003_kv_rowid_table, m004_users_and_session_owners,
+    m001_initial, m002_chunks_fts_porter, m003_kv_rowid_table, m004_collections_and_watched_folders,
+    m005_users_and_session_owners,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -22,6 +22,7 @@ import gradio as gr
 from docmind.agent.events import MODE_SEARCH
 from docmind.agent.sessions import Sessions, chat_labels
 from docmind.config import Settings
+from docmind.ui import scope
 from docmind.ui.auth import current_user
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import user_message
@@ -119,12 +120,13 @@ class Chatter:
 
     async def turn(
         self, context: AppContext, question: str, session_id: str, think: bool, *, regenerate: bool = False,
-        owner: str | None = None,
+        owner: str | None = None, collections: list[str] | None = None,
     ) -> AsyncIterator[TurnView]:
         """Stream one turn as a growing ``TurnView``; errors end up in ``view.error``, never raised.
 
         With ``regenerate``, the session's last question is dropped and asked again (``question`` is
         only shown until the turn starts). ``owner`` is the logged-in user (None without logins).
+        ``collections`` sets the chat's scope first (None keeps it).
         """
         view = TurnView(question=question, session_id=session_id)
         if context.model.status.phase is ModelPhase.LOADING:
@@ -133,7 +135,7 @@ class Chatter:
         try:
             service = await asyncio.to_thread(self.service, think)
             stream = (service.regenerate(session_id, owner) if regenerate
-                      else service.chat(session_id or None, question, owner))
+                      else service.chat(session_id or None, question, collections, owner=owner))
             async with contextlib.aclosing(stream) as events:
                 async for event in events:
                     view.apply(event)
@@ -237,6 +239,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
             new_chat = gr.Button("New chat", scale=1)
             mode = gr.Radio([THINK, FAST], value=THINK, label="Answer style", scale=2)
         session_id = gr.Textbox(visible=False, elem_id="docmind-session-id")
+        scope_bar = scope.render_scope_bar(context)
         chatbot = gr.Chatbot(
             height=520,
             elem_id="docmind-chatbot",
@@ -265,7 +268,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         pending = gr.State("")
 
     async def stream(text: str, sid: str, style: str, earlier: Callable[[TurnView], list], request: gr.Request,
-                     regenerate: bool = False):
+                     regenerate: bool = False, collections: list[str] | None = None):
         """Stream one turn into the chat below the messages ``earlier(view)`` returns.
 
         A new chat joins the picker as soon as its question is stored. Stop cancels this; the turn
@@ -277,7 +280,8 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         try:
             view = TurnView(question=text, session_id=sid)
             yield earlier(view) + view.messages(), sid, gr.skip(), *busy, gr.update(visible=False)
-            turn = chatter.turn(context, text, sid, think=style == THINK, regenerate=regenerate, owner=owner)
+            turn = chatter.turn(context, text, sid, think=style == THINK, regenerate=regenerate, owner=owner,
+                                collections=collections)
             async with contextlib.aclosing(turn) as views:
                 async for view in views:
                     listed = gr.skip()
@@ -294,14 +298,15 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
                gr.update(interactive=bool(view.session_id) and _has_question(history)),
                gr.update(visible=view.mode == MODE_SEARCH))
 
-    async def respond(text: str, sid: str, style: str, history: list, request: gr.Request):
-        """Stream the answer to ``text`` into the chat; the question box was already cleared."""
+    async def respond(text: str, sid: str, style: str, history: list, names: list[str] | None, request: gr.Request):
+        """Stream the answer to ``text`` into the chat, searching the chosen collections; the question box was
+        already cleared."""
         text = (text or "").strip()
         if not text:
             yield history, sid, *(gr.skip() for _ in range(5))
             return
         history = list(history or [])
-        async for update in stream(text, sid, style, lambda view: history, request):
+        async for update in stream(text, sid, style, lambda view: history, request, collections=names or []):
             yield update
 
     def take_question(text: str) -> tuple:
@@ -313,7 +318,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         trigger(None, js=SCROLL_TO_NEW_QUESTION_JS, queue=False, api_visibility="private")
         event = trigger(take_question, question, [question, pending, send], queue=False,
                         api_visibility="private").then(
-            respond, [pending, session_id, mode, chatbot], outputs, api_visibility="private"
+            respond, [pending, session_id, mode, chatbot, scope_bar.chooser], outputs, api_visibility="private"
         )
         event.then(None, js=SCROLL_TO_LAST_QUESTION_JS, api_visibility="private")
         events.append(event)
@@ -348,6 +353,7 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
     stop.click(lambda: (gr.update(visible=True), gr.update(visible=False)), outputs=[send, stop],
                cancels=events, queue=False, api_visibility="private").then(
         after_stop, session_id, [chatbot, session_id, picker, send, stop, regenerate], api_visibility="private")
+    scope.wire_scope_bar(context, scope_bar, session_id)
     chat_tab = ChatTab(tab=tab, chatbot=chatbot, session_id=session_id, picker=picker, regenerate=regenerate,
                        model_button=model_button, sessions=sessions)
 
@@ -370,11 +376,15 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
 def register_api(context: AppContext, chatter: Chatter) -> None:
     """``/chat``: (message, session id) → the answer, streamed as it grows."""
 
-    async def chat(message: str, session_id: str = "", think: bool = True,
-                   request: gr.Request = None) -> AsyncIterator[dict]:
-        """Ask a question; leave session_id empty for a new chat. Streams {session, answer, thinking, citations,
-        notices, mode, prompt_tokens, completion_tokens, done, error}; the last has done=True (or an error)."""
-        async for view in chatter.turn(context, message, session_id, think, owner=current_user(request)):
+    async def chat(
+        message: str, session_id: str = "", think: bool = True, collections: list[str] | None = None,
+        request: gr.Request = None,
+    ) -> AsyncIterator[dict]:
+        """Ask a question; leave session_id empty for a new chat. ``collections`` (names; [] for all documents)
+        sets what the chat searches; leave it out to keep the chat's choice. Streams {session, answer, thinking,
+        citations, notices, mode, prompt_tokens, completion_tokens, done, error}; the last has done=True (or an error)."""
+        async for view in chatter.turn(context, message, session_id, think, owner=current_user(request),
+                                       collections=collections):
             yield view.result()
 
     gr.api(chat, api_name="chat")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from docmind.cache.documents import library_stats
 from docmind.cache.library import library_dir
+from docmind.cache.watch import FolderWatcher
 from docmind.config import Settings, load_settings, save_settings
 from docmind.model.lifecycle import ModelPhase as ModelPhase  # re-exported: the tabs read the phase from here
 from docmind.model.lifecycle import ModelState
@@ -32,6 +33,7 @@ class AppContext:
     upload_dir: Path
     library_dir: Path
     download: ModelDownload = field(init=False)
+    watcher: FolderWatcher = field(init=False)
     _listeners: list[Callable[[Settings], None]] = field(default_factory=list)
     _warm_ups: list[Callable[[], object]] = field(default_factory=list)
     _started: bool = False
@@ -39,6 +41,7 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.download = ModelDownload(self.settings, on_done=self.model_downloaded)
+        self.watcher = FolderWatcher(self.settings, self.db)
 
     def on_settings_change(self, listener: Callable[[Settings], None]) -> None:
         """Call ``listener`` with the new settings whenever the user picks another model."""
@@ -58,6 +61,7 @@ class AppContext:
                 return
             self._started = True
         self.model.start_loading()
+        self.watcher.start()
 
         def warm() -> None:
             for warm_up in self._warm_ups:

@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from docmind.cache.documents import DocumentInfo, library_stats, list_documents, remove_document
+from docmind.ui import organise
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 from docmind.ui.ingest_queue import FAILED, FileJob
@@ -139,6 +140,7 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
             cancel = gr.Button("Cancel")
         seen = gr.State("")
         timer = gr.Timer(BUSY_SECONDS)  # then every few seconds unless files are being ingested
+        organise.render(context)  # collections, watched folders, export and import
 
     def view(jobs: list[FileJob]) -> tuple:
         return (_job_rows(jobs), library_rows(current_documents(), context.library_dir),

@@ -37,12 +37,15 @@ def _written_for_users() -> tuple[type[BaseException], ...]:
     from docmind.agent.sessions import InvalidExportError, NothingToRegenerateError, UnknownSessionError
     from docmind.agent.turns import SessionBusyError
     from docmind.cache import DocumentNotFoundError, EmbeddingModelError, UnreadableFileError
+    from docmind.cache.collections import CollectionError
+    from docmind.cache.transfer import TransferError
+    from docmind.cache.watch import WatchError
     from docmind.model.errors import ModelError
     from docmind.storage import StorageError
 
     return (EmptyQuestionError, QuestionTooLongError, InvalidExportError, UnknownSessionError, SessionBusyError,
             NothingToRegenerateError, DocumentNotFoundError, EmbeddingModelError, UnreadableFileError, ModelError,
-            StorageError)
+            StorageError, CollectionError, TransferError, WatchError)
 
 
 def error_popup(message: str) -> gr.Error:

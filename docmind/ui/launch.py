@@ -53,6 +53,7 @@ class RunningApp:
 
     def close(self) -> None:
         self.demo.close()
+        self.context.watcher.stop()
 
 
 def is_loopback(host: str) -> bool:

@@ -118,7 +118,7 @@ async def test_a_failing_model_is_an_error_not_a_fallback(settings_with_library,
 
 async def test_a_bug_in_a_tool_is_an_error_not_an_observation(settings_with_library, caplog):
     class BrokenSearcher(Searcher):
-        def search(self, query, k=5, mode="hybrid"):
+        def search(self, query, k=5, mode="hybrid", collections=None):
             raise KeyError("chunk 42")
 
     service, llm = scripted_service(settings_with_library, SEARCH, ANSWER,
