@@ -383,8 +383,11 @@ class ChatService:
             extra = {"citations": [p.to_json() for p in cited], "consulted": consulted, "mode": turn.mode}
             await recorder.finish(answer, turn.thinking.strip(), tokens, extra)
         except Exception as error:  # not the small model's malformed ReAct (that fell back): a real failure
-            # a model problem (a server down, a prompt too long) is explained by its message; others get a trace
-            log.warning("answering in session %s failed", session_id, exc_info=not isinstance(error, ModelError))
+            # a model problem (a server down, a prompt too long) is explained by its message; a bug gets a trace
+            if isinstance(error, ModelError):
+                log.warning("answering in session %s failed: %s", session_id, error)
+            else:
+                log.exception("answering in session %s failed", session_id)
             message = failure_message(error)
             await recorder.interrupt(turn.answer, turn.thinking, {"error": message, "mode": turn.mode})
             yield TurnFailed(session_id, message)

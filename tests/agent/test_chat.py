@@ -22,7 +22,7 @@ from docmind.agent.events import (
 )
 from docmind.agent.sessions import UnknownSessionError
 from docmind.cache.retrieval import Searcher
-from docmind.model.errors import EngineStoppedError, PromptTooLongError
+from docmind.model.errors import EngineStoppedError, ModelError, PromptTooLongError
 from docmind.storage.sessions import ChatLog
 from tests.agent.conftest import run_turn, scripted_service
 
@@ -103,13 +103,16 @@ async def test_invalid_react_falls_back_to_passages(settings_with_library):
                                    RuntimeError("engine exploded")])
 async def test_a_failing_model_is_an_error_not_a_fallback(settings_with_library, caplog, error):
     service, llm = scripted_service(settings_with_library, error)
-    with caplog.at_level(logging.ERROR, logger="docmind.agent.chat"):
+    with caplog.at_level(logging.WARNING, logger="docmind.agent.chat"):
         events = await run_turn(service, None, "How much did revenue grow?")
     assert isinstance(events[0], TurnStarted) and isinstance(events[-1], TurnFailed)
     assert not any(isinstance(e, (Done, Notice)) for e in events)  # no fallback answer, no "fallback" notice
     assert str(error) in events[-1].message and len(llm.calls) == 1
-    record = next(r for r in caplog.records if r.exc_info)
-    assert record.exc_info[1] is error  # logged with its traceback
+    (record,) = [r for r in caplog.records if "failed" in r.getMessage()]
+    if isinstance(error, ModelError):  # explained by its own message: one line, no traceback
+        assert record.levelno == logging.WARNING and str(error) in record.getMessage() and not record.exc_info
+    else:  # a bug: logged with its traceback
+        assert record.levelno == logging.ERROR and record.exc_info[1] is error
     stored = ChatLog(service.db).messages(events[0].session_id)
     assert [(m.role, m.status) for m in stored] == [("user", "complete"), ("assistant", "interrupted")]
     assert stored[0].content == "How much did revenue grow?"
