@@ -1,0 +1,46 @@
+// The side panel of the DocMind page that shows a cited document: any click on a link to the viewer
+// (a citation [n] in an answer, a Sources entry, the Documents tab's "View") opens it here instead of
+// leaving the app. Ctrl/Cmd/Shift-click still opens the viewer in a new browser tab.
+(() => {
+  let panel = null;
+
+  function build() {
+    panel = document.createElement("aside");
+    panel.id = "docmind-viewer-panel";
+    panel.setAttribute("aria-label", "Document viewer");
+    panel.hidden = true;
+    panel.innerHTML = `<div class="docmind-viewer-bar">
+        <span class="docmind-viewer-heading">Source</span>
+        <a id="docmind-viewer-tab" target="_blank" rel="noopener">Open in a new browser tab</a>
+        <button type="button" id="docmind-viewer-close" aria-label="Close the document viewer">✕</button></div>
+      <iframe id="docmind-viewer-frame" title="The cited document"></iframe>`;
+    document.body.append(panel);
+    panel.querySelector("#docmind-viewer-close").addEventListener("click", close);
+    return panel;
+  }
+
+  function close() {
+    if (!panel || panel.hidden) return;
+    panel.hidden = true;
+    panel.querySelector("iframe").src = "about:blank";
+  }
+
+  window.docmindOpenViewer = (url) => {
+    if (!url) return;
+    const box = panel || build();
+    box.querySelector("iframe").src = url;
+    box.querySelector("#docmind-viewer-tab").href = url;
+    box.hidden = false;
+    box.querySelector("#docmind-viewer-close").focus({preventScroll: true});
+  };
+
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest?.('a[href*="/docmind/view/"]');
+    if (!link || link.id === "docmind-viewer-tab" || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    event.stopPropagation();
+    window.docmindOpenViewer(link.getAttribute("href"));
+  }, true);
+
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
+})();
