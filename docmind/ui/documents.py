@@ -131,6 +131,7 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
             elem_id="docmind-library",
         )
         selected = gr.Textbox(visible=False)
+        view_url = gr.Textbox(visible=False)
         with gr.Row(equal_height=True):
             view_button = gr.Button("View selected document", interactive=False, scale=1, elem_id="docmind-view")
             remove = gr.Button("Remove selected document…", variant="stop", interactive=False, scale=1)
@@ -191,7 +192,6 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
     library.select(select, outputs=[selected, remove, confirm_row, remove_hint], api_visibility="private")
 
     # View: the selected document in the viewer, at its first page (docmind/ui/viewer.py, static/panel.js)
-    view_url = gr.Textbox(visible=False)
     selected.change(lambda source: gr.update(interactive=bool(source)), selected, view_button, api_visibility="private")
     view_button.click(lambda source: viewer_url(source) if source else "", selected, view_url,
                       api_visibility="private").then(None, view_url, js="(url) => window.docmindOpenViewer(url)")

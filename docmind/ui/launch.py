@@ -184,7 +184,8 @@ _CSS = """
 #docmind-viewer-close { font-size: 1.1em; padding: 0.2em 0.6em; border-radius: 6px; cursor: pointer;
   border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary); color: inherit; }
 #docmind-viewer-frame { flex: 1; width: 100%; border: 0; }
-a.docmind-cite { text-decoration: none; font-weight: 600; color: var(--color-accent); }
+a.docmind-cite { text-decoration: none; font-weight: 600; color: var(--primary-700); background: var(--primary-100);
+  border-radius: 4px; padding: 0 0.3em; }
 a.docmind-cite:hover, a.docmind-cite:focus-visible { text-decoration: underline; }
 .docmind-unsupported { color: #b45309; cursor: help; font-size: 0.8em; vertical-align: super; }
 .docmind-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);

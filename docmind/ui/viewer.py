@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
 from docmind.cache.locate import Located, locate
 from docmind.cache.sources import LibraryDocument, document_id, find_document, passage_key, passage_text
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI, Request
-    from fastapi.responses import Response
-
     from docmind.ui.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,8 @@ def _signed_in(request: Request) -> bool:
 
 def add_routes(app: FastAPI, context: AppContext) -> None:
     """Serve the viewer from ``app`` (Gradio's FastAPI app), for the library of ``context``."""
-    from fastapi import APIRouter, Depends, HTTPException
-    from fastapi import Request as FastAPIRequest
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-    def allowed(request: FastAPIRequest) -> None:
+    def allowed(request: Request) -> None:
         if not (is_local_client(request) or _signed_in(request)):
             raise HTTPException(status_code=403, detail="The document viewer is only served to this computer.")
 
@@ -131,7 +128,7 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
                                      "Cache-Control": "no-store"})
 
     @guarded.post("/locate/{doc_id}")
-    async def find(doc_id: str, request: FastAPIRequest) -> Response:
+    async def find(doc_id: str, request: Request) -> Response:
         found = document(doc_id)
         query = await request.json()
         items = query.get("items")
@@ -145,7 +142,7 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
                              "note": "" if located.found else NOT_LOCATED}, headers=SECURITY_HEADERS)
 
     @guarded.post("/open/{doc_id}")
-    def open_original(doc_id: str, request: FastAPIRequest) -> Response:
+    def open_original(doc_id: str, request: Request) -> Response:
         found = document(doc_id)
         if request.headers.get(OPEN_HEADER) != "open":
             raise HTTPException(status_code=403, detail=f"Send the {OPEN_HEADER} header.")
