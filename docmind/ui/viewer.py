@@ -73,7 +73,7 @@ def is_local_client(request: Request) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return host in ("localhost", "testclient")  # Starlette's TestClient names itself "testclient"
+        return host == "localhost"
 
 
 def _signed_in(request: Request) -> bool:
