@@ -68,9 +68,9 @@ def locate(parts: list[str], passage: str) -> Located:
         return NOT_FOUND
     start = page.find(wanted)
     if start >= 0:
-        return Located(_ranges(origins, start, start + len(wanted)), exact=True)
+        return Located(_ranges(parts, origins, start, start + len(wanted)), exact=True)
     span = _best_overlap(page, wanted)
-    return Located(_ranges(origins, *span), exact=False) if span else NOT_FOUND
+    return Located(_ranges(parts, origins, *span), exact=False) if span else NOT_FOUND
 
 
 def _best_overlap(page: str, wanted: str) -> tuple[int, int] | None:
@@ -94,12 +94,20 @@ def _best_overlap(page: str, wanted: str) -> tuple[int, int] | None:
     return min(aligned), min(max(aligned) + ANCHOR_CHARS, len(page))
 
 
-def _ranges(origins: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int, int]]:
-    """Normalised span ``[start, end)`` as ranges ``(part, start, end)`` of the original parts."""
+def _ranges(parts: list[str], origins: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int, int]]:
+    """Normalised span ``[start, end)`` as ranges ``(part, start, end)`` of the original parts.
+
+    The last range takes in the punctuation right after the span (the passage's full stop).
+    """
     ranges: list[tuple[int, int, int]] = []
     for part, offset in origins[start:end]:
         if ranges and ranges[-1][0] == part:
             ranges[-1] = (part, ranges[-1][1], offset + 1)
         else:
             ranges.append((part, offset, offset + 1))
+    part, first, last = ranges[-1]
+    text = parts[part]
+    while last < len(text) and not text[last].isspace() and not text[last].isalnum():
+        last += 1
+    ranges[-1] = (part, first, last)
     return ranges
