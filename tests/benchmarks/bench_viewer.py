@@ -1,0 +1,132 @@
+"""Viewer benchmark: click-to-highlight time in Debian Chromium, and the support check's cost. Prints one JSON document.
+
+- click_to_highlight: a 300-page PDF (made here) is ingested into a temp data dir and served by a real
+  ``docmind serve``; in the app page, a click on a citation link to page 250 is timed until the viewer panel
+  shows that page with the passage's highlight visible. The first click (PDF.js and its worker not yet cached,
+  the PDF not yet opened) and the median of later clicks are reported. Goal: under 1.5 s.
+- support_check: ``check_support`` on a 500-word answer citing 10 passages of about 150 words (median of
+  many runs). Goal: under 20 ms.
+
+Usage: .venv/bin/python tests/benchmarks/bench_viewer.py [--clicks N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+PAGES = 300
+CITED_PAGE = 250
+GOAL_CLICK_S = 1.5
+GOAL_CHECK_MS = 20.0
+SENTENCE = "The emergency valve on deck four must be tested by the duty engineer before every voyage."
+WORDS = ("valve pump engine deck crew harbour voyage cargo ballast anchor rudder engineer captain safety "
+         "inspection pressure turbine schedule report weather").split()
+
+
+def _page_text(number: int, rng: random.Random) -> str:
+    if number == CITED_PAGE:
+        return SENTENCE + " " + " ".join(rng.choices(WORDS, k=60))
+    return f"Page {number}. " + " ".join(rng.choices(WORDS, k=80))
+
+
+def click_to_highlight(clicks: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from docmind.config import load_settings
+    from docmind.storage import open_database
+    from docmind.ui.viewer import viewer_url
+    from tests.cache.files import make_pdf
+    from tests.ui.conftest import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server
+
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
+        base = Path(tmp)
+        pdf = make_pdf(base / "handbook.pdf", [_page_text(n, rng) for n in range(1, PAGES + 1)])
+        settings = load_settings(data_dir=base / "data")
+        from docmind.cache.ingest import Ingestor
+
+        ingestor = Ingestor(settings)
+        report = ingestor.ingest([pdf])
+        ingestor.db.close()
+        assert not report.files_failed, report.files_failed
+        db = open_database(settings.db_path)
+        [(chunk,)] = db.read("SELECT text FROM chunks WHERE source = ? AND page = ? LIMIT 1", (str(pdf), CITED_PAGE))
+        db.close()
+        link = viewer_url(str(pdf), CITED_PAGE, chunk)
+        server = start_server(settings.data_dir, base / "server.log", env={"HF_HUB_OFFLINE": "1"})
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.set_default_timeout(60_000)
+                page.goto(server.url)
+                page.get_by_role("tab", name="Chat", exact=True).wait_for()
+                page.evaluate("""(href) => { const a = document.createElement('a'); a.id = 'bench-citation';
+                    a.href = href; a.textContent = '[1]'; document.body.prepend(a); }""", link)
+                times = []
+                for _ in range(clicks):
+                    page.evaluate("() => { const p = document.querySelector('#docmind-viewer-panel'); "
+                                  "if (p) { p.hidden = true; p.querySelector('iframe').src = 'about:blank'; } }")
+                    started = time.perf_counter()
+                    page.locator("#bench-citation").click()
+                    frame = page.frame_locator("#docmind-viewer-frame")
+                    frame.locator(f"body[data-page='{CITED_PAGE}'] mark.docmind-highlight").first.wait_for(
+                        state="visible")
+                    times.append(time.perf_counter() - started)
+                highlighted = " ".join(frame.locator("mark.docmind-highlight").all_inner_texts())
+                browser.close()
+        finally:
+            stop_server(server)
+    return {"pdf_pages": PAGES, "page": CITED_PAGE, "pdf_bytes": pdf.stat().st_size if pdf.exists() else None,
+            "first_click_s": round(times[0], 3), "later_clicks_median_s": round(statistics.median(times[1:]), 3),
+            "clicks": len(times), "goal_s": GOAL_CLICK_S, "sentence_highlighted": SENTENCE in " ".join(highlighted.split())}
+
+
+def support_check(runs: int = 200) -> dict:
+    from docmind.agent.citations import TurnPassages, check_support
+
+    rng = random.Random(11)
+    vocabulary = [f"{word}{n}" for word in WORDS for n in range(20)]
+    passages = TurnPassages()
+    texts = [" ".join(rng.choices(vocabulary, k=150)) for _ in range(10)]
+    for number, text in enumerate(texts, start=1):
+        passages.add(f"/docs/{number}.pdf", number, text, 1.0)
+    sentences = []
+    while sum(len(s.split()) for s in sentences) < 500:
+        number = rng.randint(1, 10)
+        source = texts[number - 1].split() if rng.random() < 0.7 else rng.choices(vocabulary, k=20)
+        sentences.append(" ".join(rng.sample(source, 15)) + f" [{number}].")
+    answer = " ".join(sentences)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        report = check_support(answer, passages)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"answer_words": len(answer.split()), "passages": 10, "claims": len(report.claims),
+            "unsupported": len(report.unsupported), "median_ms": round(statistics.median(times), 3),
+            "max_ms": round(max(times), 3), "goal_ms": GOAL_CHECK_MS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = {"support_check": support_check(), "click_to_highlight": click_to_highlight(args.clicks),
+              "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
