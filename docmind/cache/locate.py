@@ -97,7 +97,7 @@ def _best_overlap(page: str, wanted: str) -> tuple[int, int] | None:
 def _ranges(parts: list[str], origins: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int, int]]:
     """Normalised span ``[start, end)`` as ranges ``(part, start, end)`` of the original parts.
 
-    The last range takes in the punctuation right after the span (the passage's full stop).
+    Each range takes in the punctuation right after it (a sentence's full stop at the end of a line).
     """
     ranges: list[tuple[int, int, int]] = []
     for part, offset in origins[start:end]:
@@ -105,9 +105,10 @@ def _ranges(parts: list[str], origins: list[tuple[int, int]], start: int, end: i
             ranges[-1] = (part, ranges[-1][1], offset + 1)
         else:
             ranges.append((part, offset, offset + 1))
-    part, first, last = ranges[-1]
-    text = parts[part]
-    while last < len(text) and not text[last].isspace() and not text[last].isalnum():
-        last += 1
-    ranges[-1] = (part, first, last)
-    return ranges
+    return [(part, first, _after_punctuation(parts[part], last)) for part, first, last in ranges]
+
+
+def _after_punctuation(text: str, end: int) -> int:
+    while end < len(text) and not text[end].isspace() and not text[end].isalnum():
+        end += 1
+    return end

@@ -16,7 +16,6 @@ Documents are addressed by their id only (see ``docmind.cache.sources``); anythi
 
 from __future__ import annotations
 
-import asyncio
 import html
 import ipaddress
 import logging
@@ -29,7 +28,9 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
 
+from docmind.cache.library import owns
 from docmind.cache.locate import Located, locate
 from docmind.cache.sources import LibraryDocument, document_id, find_document, passage_key, passage_text
 
@@ -86,6 +87,14 @@ def _signed_in(request: Request) -> bool:
     return bool(token) and app.tokens.get(token) is not None
 
 
+class LocateQuery(BaseModel):
+    """Where is passage ``passage`` (a key) of ``page`` among these text ``items`` of the page?"""
+
+    page: int | None = None
+    passage: str = ""
+    items: list[str]
+
+
 def add_routes(app: FastAPI, context: AppContext) -> None:
     """Serve the viewer from ``app`` (Gradio's FastAPI app), for the library of ``context``."""
 
@@ -110,12 +119,12 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
                             headers={**SECURITY_HEADERS, "Cache-Control": "max-age=3600"})
 
     @guarded.get("/view/{doc_id}")
-    async def view(doc_id: str, page: int | None = None, passage: str = "") -> Response:
+    def view(doc_id: str, page: int | None = None, passage: str = "") -> Response:
         found = document(doc_id)
-        text = await asyncio.to_thread(passage_text, context.db, found, page, passage) if passage else None
-        body = await asyncio.to_thread(_page_body, found, page, text, bool(passage))
-        return HTMLResponse(_page(found, body), headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_POLICY,
-                                                         "Cache-Control": "no-store"})
+        text = passage_text(context.db, found, page, passage) if passage else None
+        return HTMLResponse(_page(found, _page_body(found, page, text, bool(passage)), context.library_dir),
+                            headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_POLICY,
+                                     "Cache-Control": "no-store"})
 
     @guarded.get("/file/{doc_id}")
     def file(doc_id: str) -> Response:
@@ -128,16 +137,10 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
                                      "Cache-Control": "no-store"})
 
     @guarded.post("/locate/{doc_id}")
-    async def find(doc_id: str, request: Request) -> Response:
+    def find(doc_id: str, query: LocateQuery) -> Response:
         found = document(doc_id)
-        query = await request.json()
-        items = query.get("items")
-        page = query.get("page")
-        if not isinstance(items, list) or not all(isinstance(item, str) for item in items) or not (
-                page is None or isinstance(page, int)):
-            raise HTTPException(status_code=422, detail="Send {page, passage, items: [text, ...]}.")
-        text = await asyncio.to_thread(passage_text, context.db, found, page, str(query.get("passage", "")))
-        located = await asyncio.to_thread(locate, items, text) if text else Located([], exact=False)
+        text = passage_text(context.db, found, query.page, query.passage)
+        located = locate(query.items, text) if text else Located([], exact=False)
         return JSONResponse({"found": located.found, "exact": located.exact, "ranges": located.ranges,
                              "note": "" if located.found else NOT_LOCATED}, headers=SECURITY_HEADERS)
 
@@ -207,9 +210,10 @@ def _marked(text: str, located: Located | None) -> str:
             f"{html.escape(text[start:end])}</mark>{html.escape(text[end:])}")
 
 
-def _page(found: LibraryDocument, body: str) -> str:
+def _page(found: LibraryDocument, body: str, library: Path) -> str:
+    """The viewer page: the file's name, where it is (an upload: DocMind's copy), "Open original", the content."""
     name = html.escape(found.name)
-    path = html.escape(str(found.source))
+    path = html.escape(("A copy kept by DocMind: " if owns(found.source, library) else "") + str(found.source))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{name} · DocMind</title><link rel="stylesheet" href="{PREFIX}/static/viewer.css"></head>

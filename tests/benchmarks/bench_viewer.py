@@ -2,8 +2,9 @@
 
 - click_to_highlight: a 300-page PDF (made here) is ingested into a temp data dir and served by a real
   ``docmind serve``; in the app page, a click on a citation link to page 250 is timed until the viewer panel
-  shows that page with the passage's highlight visible. The first click (PDF.js and its worker not yet cached,
-  the PDF not yet opened) and the median of later clicks are reported. Goal: under 1.5 s.
+  shows that page with the passage's highlight visible. Reported: the first click (nothing cached), the
+  median click on a PDF not open yet (the viewer page loads anew, PDF.js comes from the browser cache), and
+  the median click on a PDF already open in the (closed) panel. Goal: under 1.5 s.
 - support_check: ``check_support`` on a 500-word answer citing 10 passages of about 150 words (median of
   many runs). Goal: under 20 ms.
 
@@ -74,23 +75,41 @@ def click_to_highlight(clicks: int) -> dict:
                 page.get_by_role("tab", name="Chat", exact=True).wait_for()
                 page.evaluate("""(href) => { const a = document.createElement('a'); a.id = 'bench-citation';
                     a.href = href; a.textContent = '[1]'; document.body.prepend(a); }""", link)
-                times = []
-                for _ in range(clicks):
-                    page.evaluate("() => { const p = document.querySelector('#docmind-viewer-panel'); "
-                                  "if (p) { p.hidden = true; p.querySelector('iframe').src = 'about:blank'; } }")
+                frame = page.frame_locator("#docmind-viewer-frame")
+                highlight = frame.locator(f"body[data-page='{CITED_PAGE}'][data-ready=yes] mark.docmind-highlight")
+
+                def click() -> float:
                     started = time.perf_counter()
                     page.locator("#bench-citation").click()
-                    frame = page.frame_locator("#docmind-viewer-frame")
-                    frame.locator(f"body[data-page='{CITED_PAGE}'] mark.docmind-highlight").first.wait_for(
-                        state="visible")
-                    times.append(time.perf_counter() - started)
+                    highlight.first.wait_for(state="visible")
+                    return time.perf_counter() - started
+
+                def close() -> None:
+                    page.get_by_role("button", name="Close the document viewer").click()
+                    frame.locator("body").evaluate("(body) => { body.dataset.ready = ''; }")
+
+                first = click()  # PDF.js, its worker and the PDF all loaded for the first time
+                open_again = []  # the panel was closed; the PDF is still open in it
+                for _ in range(clicks):
+                    close()
+                    open_again.append(click())
+                reload = []  # a PDF not open yet (the panel's page is loaded anew); PDF.js is in the browser cache
+                for _ in range(clicks):
+                    close()
+                    page.evaluate("() => { document.querySelector('#docmind-viewer-frame').src = 'about:blank'; }")
+                    reload.append(click())
+                in_page_ms = frame.locator("body").get_attribute("data-ready-ms")
                 highlighted = " ".join(frame.locator("mark.docmind-highlight").all_inner_texts())
+                pdf_bytes = pdf.stat().st_size
                 browser.close()
         finally:
             stop_server(server)
-    return {"pdf_pages": PAGES, "page": CITED_PAGE, "pdf_bytes": pdf.stat().st_size if pdf.exists() else None,
-            "first_click_s": round(times[0], 3), "later_clicks_median_s": round(statistics.median(times[1:]), 3),
-            "clicks": len(times), "goal_s": GOAL_CLICK_S, "sentence_highlighted": SENTENCE in " ".join(highlighted.split())}
+    return {"pdf_pages": PAGES, "page": CITED_PAGE, "pdf_bytes": pdf_bytes, "goal_s": GOAL_CLICK_S,
+            "first_click_s": round(first, 3),
+            "pdf_not_yet_open_median_s": round(statistics.median(reload), 3),
+            "pdf_already_open_median_s": round(statistics.median(open_again), 3),
+            "last_load_in_page_ms": int(in_page_ms) if in_page_ms else None, "clicks_each": clicks,
+            "sentence_highlighted": SENTENCE in " ".join(highlighted.split())}
 
 
 def support_check(runs: int = 200) -> dict:
@@ -105,7 +124,7 @@ def support_check(runs: int = 200) -> dict:
     sentences = []
     while sum(len(s.split()) for s in sentences) < 500:
         number = rng.randint(1, 10)
-        source = texts[number - 1].split() if rng.random() < 0.7 else rng.choices(vocabulary, k=20)
+        source = texts[number - 1].split() if rng.random() < 0.7 else [f"other{n}" for n in range(20)]
         sentences.append(" ".join(rng.sample(source, 15)) + f" [{number}].")
     answer = " ".join(sentences)
     times = []

@@ -168,7 +168,6 @@ def test_the_documents_tab_views_a_web_page_as_text_and_runs_none_of_its_script(
 
 
 def test_the_viewer_page_itself_passes_the_audit(browser, page, server: Server, requests_seen: list[str]) -> None:
-    assert page.locator("#docmind-viewer-frame").get_attribute("src") == "about:blank"  # the closed panel let go
     link = page.evaluate("() => document.querySelector('#docmind-chatbot a.docmind-cite').getAttribute('href')")
     context = browser.new_context(bypass_csp=True)  # the page's policy forbids injected scripts such as axe
     context.on("request", lambda request: requests_seen.append(request.url))

@@ -182,7 +182,7 @@ def test_other_computers_are_refused(tmp_path: Path) -> None:
         "INSERT INTO documents (source, sha256, size, mtime, chunks, ingested_at) VALUES (?, '', 0, 0, 0, '')",
         (str(source),)))
     app = FastAPI()
-    add_routes(app, type("Context", (), {"db": db})())
+    add_routes(app, type("Context", (), {"db": db, "library_dir": tmp_path / "library"})())
     path = f"/docmind/file/{document_id(source)}"
     assert TestClient(app, client=("127.0.0.1", 50000)).get(path).status_code == 200
     assert TestClient(app, client=("192.0.2.7", 50000)).get(path).status_code == 403

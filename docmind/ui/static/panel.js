@@ -21,14 +21,24 @@
 
   function close() {
     if (!panel || panel.hidden) return;
-    panel.hidden = true;
-    panel.querySelector("iframe").src = "about:blank";
+    panel.hidden = true;  // the document stays loaded: its next citation opens at once
+  }
+
+  function sameDocument(frame, url) {
+    try {
+      const shown = frame.contentWindow.location;
+      return shown.pathname === new URL(url, location.href).pathname && typeof frame.contentWindow.docmindGo === "function";
+    } catch {
+      return false;
+    }
   }
 
   window.docmindOpenViewer = (url) => {
     if (!url) return;
     const box = panel || build();
-    box.querySelector("iframe").src = url;
+    const frame = box.querySelector("iframe");
+    if (sameDocument(frame, url)) frame.contentWindow.docmindGo(url);  // a PDF already open: no reload
+    else frame.src = url;
     box.querySelector("#docmind-viewer-tab").href = url;
     box.hidden = false;
     box.querySelector("#docmind-viewer-close").focus({preventScroll: true});

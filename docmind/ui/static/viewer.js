@@ -21,6 +21,7 @@ openButton?.addEventListener("click", async () => {
 
 function ready(page) {
   document.body.dataset.ready = "yes";
+  document.body.dataset.readyMs = String(Math.round(performance.now()));  // since the page's navigation began
   if (page) document.body.dataset.page = String(page);
   document.querySelector(`mark.${HIGHLIGHT}`)?.scrollIntoView({block: "center"});
 }
@@ -45,11 +46,12 @@ async function showPdf(root) {
     <p class="docmind-note" id="docmind-locate-note" role="status" hidden></p>
     <div class="docmind-page"><canvas aria-hidden="true"></canvas><div class="textLayer"></div></div>`;
   const pdf = await pdfjs.getDocument({url: root.dataset.file, isEvalSupported: false}).promise;
-  const cited = Math.min(Math.max(parseInt(root.dataset.page, 10) || 1, 1), pdf.numPages);
+  const clamp = (value) => Math.min(Math.max(parseInt(value, 10) || 1, 1), pdf.numPages);
+  root.dataset.page = String(clamp(root.dataset.page));
   const label = root.querySelector("#docmind-page-label");
   const previous = root.querySelector("#docmind-previous");
   const next = root.querySelector("#docmind-next");
-  let shown = cited;
+  let shown = Number(root.dataset.page);
   let task = null;
 
   async function show(number) {
@@ -76,14 +78,18 @@ async function showPdf(root) {
     layer.style.setProperty("--total-scale-factor", String(scale));
     task = page.render({canvasContext: canvas.getContext("2d"), viewport,
                         transform: ratio === 1 ? null : [ratio, 0, 0, ratio, 0, 0]});
-    const text = new pdfjs.TextLayer({textContentSource: page.streamTextContent(), container: layer, viewport});
+    const content = await page.getTextContent();
+    const asked = number === Number(root.dataset.page) && root.dataset.asked;
+    // ask where the passage is while the page is drawn (the server matches it to the page's text items)
+    const where = asked ? locate(content.items.filter((item) => item.str !== undefined).map((item) => item.str)) : null;
+    const text = new pdfjs.TextLayer({textContentSource: content, container: layer, viewport});
     await text.render();
     const note = root.querySelector("#docmind-locate-note");
     note.hidden = true;
-    if (number === cited && root.dataset.asked) {
-      const where = await locate(text.textContentItemsStr);
-      highlight(text.textDivs, where.ranges || []);
-      note.textContent = where.note || (where.exact ? "" : "The passage's exact text differs here; the closest match is highlighted.");
+    if (where) {
+      const found = await where;
+      highlight(text.textDivs, found.ranges || []);
+      note.textContent = found.note || (found.exact ? "" : "The passage's exact text differs here; the closest match is highlighted.");
       note.hidden = !note.textContent;
     }
     await task.promise.catch((error) => { if (error?.name !== "RenderingCancelledException") throw error; });
@@ -93,13 +99,23 @@ async function showPdf(root) {
   async function locate(items) {
     if (!root.dataset.passage) return {ranges: [], note: "The cited passage is no longer in this document."};
     const reply = await fetch(root.dataset.locate, {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({page: cited, passage: root.dataset.passage, items})});
+      body: JSON.stringify({page: Number(root.dataset.page), passage: root.dataset.passage, items})});
     return reply.ok ? reply.json() : {ranges: [], note: "The exact text of this passage could not be located on this page."};
   }
 
   previous.addEventListener("click", () => show(shown - 1));
   next.addEventListener("click", () => show(shown + 1));
-  await show(cited);
+  // another citation of this same PDF (from the app's side panel): move to it without loading the PDF again
+  window.docmindGo = (href) => {
+    const query = new URL(href, location.href).searchParams;
+    root.dataset.page = String(clamp(query.get("page")));
+    root.dataset.passage = query.get("passage") || "";
+    root.dataset.asked = root.dataset.passage ? "yes" : "";
+    document.body.dataset.ready = "";
+    history.replaceState(null, "", href);
+    return show(Number(root.dataset.page));
+  };
+  await show(Number(root.dataset.page));
 }
 
 function highlight(divs, ranges) {
