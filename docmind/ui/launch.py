@@ -176,7 +176,7 @@ _CSS = """
 #docmind-viewer-panel { position: fixed; top: 0; right: 0; bottom: 0; z-index: 1000; width: min(760px, 60vw);
   display: flex; flex-direction: column; background: var(--background-fill-primary);
   border-left: 1px solid var(--border-color-primary); box-shadow: -6px 0 24px rgb(0 0 0 / 0.15); }
-#docmind-viewer-panel[hidden] { display: none; }
+#docmind-viewer-panel[hidden] { visibility: hidden; pointer-events: none; }  /* laid out: its page draws at size */
 @media (max-width: 800px) { #docmind-viewer-panel { width: 100vw; } }
 .docmind-viewer-bar { display: flex; gap: 1em; align-items: center; padding: 0.4em 0.8em;
   border-bottom: 1px solid var(--border-color-primary); }

@@ -1,7 +1,9 @@
 // The side panel of the DocMind page that shows a cited document: any click on a link to the viewer
 // (a citation [n] in an answer, a Sources entry, the Documents tab's "View") opens it here instead of
-// leaving the app. Ctrl/Cmd/Shift-click still opens the viewer in a new browser tab.
+// leaving the app. Ctrl/Cmd/Shift-click still opens the viewer in a new browser tab. Pointing at a citation
+// already loads its document in the (hidden) panel, so the click only has to show it.
 (() => {
+  const LINK = 'a[href*="/docmind/view/"]';
   let panel = null;
 
   function build() {
@@ -33,19 +35,31 @@
     }
   }
 
+  function load(frame, url) {
+    if (frame.dataset.url === url) return;  // loading or showing it already
+    frame.dataset.url = url;
+    if (sameDocument(frame, url)) frame.contentWindow.docmindGo(url);  // a PDF already open: no reload
+    else frame.src = url;
+  }
+
   window.docmindOpenViewer = (url) => {
     if (!url) return;
     const box = panel || build();
-    const frame = box.querySelector("iframe");
-    if (sameDocument(frame, url)) frame.contentWindow.docmindGo(url);  // a PDF already open: no reload
-    else frame.src = url;
+    load(box.querySelector("iframe"), url);
     box.querySelector("#docmind-viewer-tab").href = url;
     box.hidden = false;
     box.querySelector("#docmind-viewer-close").focus({preventScroll: true});
   };
 
+  document.addEventListener("pointerover", (event) => {
+    const link = event.target.closest?.(LINK);
+    if (link && link.id !== "docmind-viewer-tab" && (!panel || panel.hidden)) {
+      load((panel || build()).querySelector("iframe"), link.getAttribute("href"));
+    }
+  });
+
   document.addEventListener("click", (event) => {
-    const link = event.target.closest?.('a[href*="/docmind/view/"]');
+    const link = event.target.closest?.(LINK);
     if (!link || link.id === "docmind-viewer-tab" || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
     event.preventDefault();
     event.stopPropagation();
