@@ -163,10 +163,6 @@ class SupportReport:
         scores = [c.score for c in self.claims if number in c.numbers and number not in c.unknown]
         return min(scores) if scores else None
 
-    def supported(self, number: int) -> bool | None:
-        score = self.score(number)
-        return None if score is None else score >= SUPPORT_THRESHOLD
-
     @property
     def coverage(self) -> float:
         """The share of the answer's sentences that carry a supported citation (1.0 for an empty answer)."""
@@ -187,12 +183,12 @@ def _stems(text: str) -> set[str]:
     return {w[:STEM_CHARS] for w in words if w not in _STOP_WORDS and (len(w) > 1 or w.isdigit())}
 
 
-def _support(claim: str, passages: list[Passage]) -> float:
+def _support(claim: str, passage_words: list[set[str]]) -> float:
+    """The share of the claim's content words found in the passages' words (1.0 when it has none)."""
     words = _stems(claim)
     if not words:
         return 1.0  # nothing to check ("See [1].")
-    found = set().union(*(_stems(p.text) for p in passages)) if passages else set()
-    return len(words & found) / len(words)
+    return len(words & set().union(*passage_words)) / len(words)
 
 
 def _sentences(answer: str) -> list[str]:
@@ -233,12 +229,13 @@ def check_support(answer: str, passages: TurnPassages) -> SupportReport:
     with those numbers removed.
     """
     claims: list[ClaimCheck] = []
+    words = {p.number: _stems(p.text) for p in passages.passages}
     sentences = _sentences(answer)
     for sentence in sentences:
         shown = passages.strip_unknown(sentence)
         for text, numbers in _clauses(sentence):
-            cited = [p for p in map(passages.get, numbers) if p is not None]
-            unknown = tuple(n for n in numbers if passages.get(n) is None)
+            cited = [words[n] for n in numbers if n in words]
+            unknown = tuple(n for n in numbers if n not in words)
             score = _support(text, cited) if cited else 0.0
             claims.append(ClaimCheck(shown, tuple(numbers), round(score, 3),
                                      bool(cited) and score >= SUPPORT_THRESHOLD, unknown))
