@@ -84,3 +84,21 @@ def test_uncited_sentences_are_not_flagged_but_lower_the_coverage():
 def test_words_are_matched_whatever_their_case_and_endings():
     turn = _passages("QUARTERLY revenue grew strongly.")
     assert check_support("Revenue grew in the quarter [1].", turn).claims[0].score == 1.0
+
+
+def test_ask_json_reports_support_and_coverage_and_keeps_its_keys(settings_with_library):
+    """``docmind ask --json`` in a real process (no model: a search result, quoted, so fully supported)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DOCMIND_DATA_DIR": str(settings_with_library.data_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("DOCMIND_MODEL_PATH", None)
+    result = subprocess.run([sys.executable, "-m", "docmind", "ask", "--new-session", "--json", "How much did revenue grow?"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert ASK_JSON_KEYS <= set(report) and report["mode"] == "search"
+    assert report["citations"] and all(c["supported"] is True and c["support"] == 1.0 for c in report["citations"])
+    assert report["unsupported"] == [] and 0 < report["citation_coverage"] <= 1
