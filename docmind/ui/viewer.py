@@ -31,7 +31,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from docmind.cache.library import owns
-from docmind.cache.locate import Located, locate
+from docmind.cache.locate import NOT_FOUND, Located, locate
 from docmind.cache.sources import LibraryDocument, document_id, find_document, passage_key, passage_text
 
 if TYPE_CHECKING:
@@ -68,13 +68,19 @@ def viewer_url(source: str, page: int | None = None, text: str | None = None) ->
     return f"{PREFIX}/view/{document_id(source)}" + (f"?{urlencode(query)}" if query else "")
 
 
-def is_local_client(request: Request) -> bool:
-    """True when the request comes from this machine."""
-    host = request.client.host if request.client else ""
+def _is_loopback(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def is_local_client(request: Request) -> bool:
+    """True when the request comes from this machine and names the app by a loopback address.
+
+    The second check stops DNS rebinding: a web page whose own host name resolves to 127.0.0.1 is refused.
+    """
+    return bool(request.client) and _is_loopback(request.client.host) and _is_loopback(request.url.hostname or "")
 
 
 def _signed_in(request: Request) -> bool:
@@ -140,7 +146,7 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
     def find(doc_id: str, query: LocateQuery) -> Response:
         found = document(doc_id)
         text = passage_text(context.db, found, query.page, query.passage)
-        located = locate(query.items, text) if text else Located([], exact=False)
+        located = locate(query.items, text) if text else NOT_FOUND
         return JSONResponse({"found": located.found, "exact": located.exact, "ranges": located.ranges,
                              "note": "" if located.found else NOT_LOCATED}, headers=SECURITY_HEADERS)
 

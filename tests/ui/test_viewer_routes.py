@@ -169,7 +169,8 @@ def test_a_removed_document_is_no_longer_served_and_the_others_survive_a_restart
 
 
 def test_other_computers_are_refused(tmp_path: Path) -> None:
-    """The viewer answers a client on another address only when it is signed in (here: never)."""
+    """The viewer answers a client on another address only when it is signed in (here: never), and a local
+    client only when it names the app by a loopback address."""
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
@@ -184,7 +185,9 @@ def test_other_computers_are_refused(tmp_path: Path) -> None:
     app = FastAPI()
     add_routes(app, type("Context", (), {"db": db, "library_dir": tmp_path / "library"})())
     path = f"/docmind/file/{document_id(source)}"
-    assert TestClient(app, client=("127.0.0.1", 50000)).get(path).status_code == 200
-    assert TestClient(app, client=("192.0.2.7", 50000)).get(path).status_code == 403
-    assert TestClient(app, client=("192.0.2.7", 50000)).get("/docmind/static/viewer.js").status_code == 200
+    assert TestClient(app, base_url="http://127.0.0.1:8000", client=("127.0.0.1", 50000)).get(path).status_code == 200
+    assert TestClient(app, base_url="http://192.0.2.1:8000", client=("192.0.2.7", 50000)).get(path).status_code == 403
+    assert TestClient(app, base_url="http://192.0.2.1:8000", client=("192.0.2.7", 50000)).get("/docmind/static/viewer.js").status_code == 200
+    rebound = TestClient(app, base_url="http://attacker.example", client=("127.0.0.1", 50000))
+    assert rebound.get(path).status_code == 403  # a page whose host name resolves to 127.0.0.1 (DNS rebinding)
     db.close()

@@ -12,7 +12,7 @@
     panel.setAttribute("aria-label", "Document viewer");
     panel.hidden = true;
     panel.innerHTML = `<div class="docmind-viewer-bar">
-        <span class="docmind-viewer-heading">Source</span>
+        <span class="docmind-viewer-heading">Document viewer</span>
         <a id="docmind-viewer-tab" target="_blank" rel="noopener">Open in a new browser tab</a>
         <button type="button" id="docmind-viewer-close" aria-label="Close the document viewer">✕</button></div>
       <iframe id="docmind-viewer-frame" title="The cited document"></iframe>`;
