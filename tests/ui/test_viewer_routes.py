@@ -191,3 +191,26 @@ def test_other_computers_are_refused(tmp_path: Path) -> None:
     rebound = TestClient(app, base_url="http://attacker.example", client=("127.0.0.1", 50000))
     assert rebound.get(path).status_code == 403  # a page whose host name resolves to 127.0.0.1 (DNS rebinding)
     db.close()
+
+
+def test_locate_finds_the_passage_among_a_pages_text_items_or_says_it_could_not(server, documents) -> None:
+    from docmind.cache.sources import passage_key
+    from docmind.storage import open_database
+    from docmind.ui.viewer import NOT_LOCATED
+
+    db = open_database(server.data_dir / "docmind.db")
+    [(chunk,)] = db.read("SELECT text FROM chunks WHERE source = ? AND page = 7", (str(documents["pdf"]),))
+    db.close()
+    path = f"/docmind/locate/{document_id(documents['pdf'])}"
+
+    def post(items: list[str]) -> dict:
+        body = json.dumps({"page": 7, "passage": passage_key(chunk), "items": items}).encode()
+        status, headers, reply = _request(server, path, "POST", {"Content-Type": "application/json"}, body)
+        assert status == 200 and headers["x-content-type-options"] == "nosniff"
+        return json.loads(reply)
+
+    found = post(["Header", "The Zorblax turbine must be ser-", "viced every ninety days by a certi\ufb01ed", "technician."])
+    assert found["found"] and found["exact"] and found["note"] == ""
+    assert found["ranges"] == [[1, 0, 32], [2, 0, 37], [3, 0, 11]]
+    missing = post(["A page about something else entirely."])
+    assert not missing["found"] and missing["note"] == NOT_LOCATED
