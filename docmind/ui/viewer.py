@@ -220,9 +220,11 @@ def _page(found: LibraryDocument, body: str, library: Path) -> str:
     """The viewer page: the file's name, where it is (an upload: DocMind's copy), "Open original", the content."""
     name = html.escape(found.name)
     path = html.escape(("A copy kept by DocMind: " if owns(found.source, library) else "") + str(found.source))
+    # a PDF needs PDF.js: fetch and compile it while viewer.js loads, not after
+    preload = f'<link rel="modulepreload" href="{PREFIX}/static/pdfjs/pdf.min.mjs">' if found.is_pdf else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{name} · DocMind</title><link rel="stylesheet" href="{PREFIX}/static/viewer.css"></head>
+<title>{name} · DocMind</title><link rel="stylesheet" href="{PREFIX}/static/viewer.css">{preload}</head>
 <body><header class="docmind-bar">
 <div class="docmind-title"><h1>{name}</h1><p class="docmind-path" title="Where the file is">{path}</p></div>
 <div class="docmind-actions"><button type="button" id="docmind-open-original" data-url="{PREFIX}/open/{found.id}">Open original</button>
