@@ -155,6 +155,29 @@ def test_open_original_opens_the_users_file_with_the_default_app(server, documen
     assert opened_log.read_text().splitlines() == [str(documents["docx"])]
 
 
+def test_locate_finds_the_passage_among_a_pages_text_items_or_says_it_could_not(server, documents) -> None:
+    from docmind.cache.sources import passage_key
+    from docmind.storage import open_database
+    from docmind.ui.viewer import NOT_LOCATED
+
+    db = open_database(server.data_dir / "docmind.db")
+    [(chunk,)] = db.read("SELECT text FROM chunks WHERE source = ? AND page = 7", (str(documents["pdf"]),))
+    db.close()
+    path = f"/docmind/locate/{document_id(documents['pdf'])}"
+
+    def post(items: list[str]) -> dict:
+        body = json.dumps({"page": 7, "passage": passage_key(chunk), "items": items}).encode()
+        status, headers, reply = _request(server, path, "POST", {"Content-Type": "application/json"}, body)
+        assert status == 200 and headers["x-content-type-options"] == "nosniff"
+        return json.loads(reply)
+
+    found = post(["Header", "The Zorblax turbine must be ser-", "viced every ninety days by a certi\ufb01ed", "technician."])
+    assert found["found"] and found["exact"] and found["note"] == ""
+    assert found["ranges"] == [[1, 0, 32], [2, 0, 37], [3, 0, 11]]
+    missing = post(["A page about something else entirely."])
+    assert not missing["found"] and missing["note"] == NOT_LOCATED
+
+
 def test_a_removed_document_is_no_longer_served_and_the_others_survive_a_restart(server, documents) -> None:
     assert _view(server, documents["gone"])[0] == 200
     _docmind(server.data_dir, "docs", "remove", str(documents["gone"]))
@@ -192,25 +215,3 @@ def test_other_computers_are_refused(tmp_path: Path) -> None:
     assert rebound.get(path).status_code == 403  # a page whose host name resolves to 127.0.0.1 (DNS rebinding)
     db.close()
 
-
-def test_locate_finds_the_passage_among_a_pages_text_items_or_says_it_could_not(server, documents) -> None:
-    from docmind.cache.sources import passage_key
-    from docmind.storage import open_database
-    from docmind.ui.viewer import NOT_LOCATED
-
-    db = open_database(server.data_dir / "docmind.db")
-    [(chunk,)] = db.read("SELECT text FROM chunks WHERE source = ? AND page = 7", (str(documents["pdf"]),))
-    db.close()
-    path = f"/docmind/locate/{document_id(documents['pdf'])}"
-
-    def post(items: list[str]) -> dict:
-        body = json.dumps({"page": 7, "passage": passage_key(chunk), "items": items}).encode()
-        status, headers, reply = _request(server, path, "POST", {"Content-Type": "application/json"}, body)
-        assert status == 200 and headers["x-content-type-options"] == "nosniff"
-        return json.loads(reply)
-
-    found = post(["Header", "The Zorblax turbine must be ser-", "viced every ninety days by a certi\ufb01ed", "technician."])
-    assert found["found"] and found["exact"] and found["note"] == ""
-    assert found["ranges"] == [[1, 0, 32], [2, 0, 37], [3, 0, 11]]
-    missing = post(["A page about something else entirely."])
-    assert not missing["found"] and missing["note"] == NOT_LOCATED
