@@ -227,7 +227,8 @@ def _page(found: LibraryDocument, body: str, library: Path) -> str:
 <title>{name} · DocMind</title><link rel="stylesheet" href="{PREFIX}/static/viewer.css">{preload}</head>
 <body><header class="docmind-bar">
 <div class="docmind-title"><h1>{name}</h1><p class="docmind-path" title="Where the file is">{path}</p></div>
-<div class="docmind-actions"><button type="button" id="docmind-open-original" data-url="{PREFIX}/open/{found.id}">Open original</button>
+<div class="docmind-actions">
+<button type="button" id="docmind-open-original" data-url="{PREFIX}/open/{found.id}">Open original</button>
 <span id="docmind-open-status" role="status"></span></div></header>
 <main id="docmind-document">{body}</main>
 <script type="module" src="{PREFIX}/static/viewer.js"></script></body></html>"""

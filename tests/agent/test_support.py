@@ -95,7 +95,8 @@ def test_ask_json_reports_support_and_coverage_and_keeps_its_keys(settings_with_
 
     env = {**os.environ, "DOCMIND_DATA_DIR": str(settings_with_library.data_dir), "HF_HUB_OFFLINE": "1"}
     env.pop("DOCMIND_MODEL_PATH", None)
-    result = subprocess.run([sys.executable, "-m", "docmind", "ask", "--new-session", "--json", "How much did revenue grow?"],
+    question = "How much did revenue grow?"
+    result = subprocess.run([sys.executable, "-m", "docmind", "ask", "--new-session", "--json", question],
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

@@ -97,7 +97,10 @@ async function showPdf(root) {
   }
 
   async function locate(items) {
-    if (!root.dataset.passage) return {ranges: [], note: "The cited passage is not in this document any more (it may have changed since the answer); this is the page it was on."};
+    if (!root.dataset.passage) {
+      return {ranges: [], note: "The cited passage is not in this document any more (it may have changed since the "
+                                + "answer); this is the page it was on."};
+    }
     const reply = await fetch(root.dataset.locate, {method: "POST", headers: {"Content-Type": "application/json"},
       body: JSON.stringify({page: Number(root.dataset.page), passage: root.dataset.passage, items})});
     return reply.ok ? reply.json() : {ranges: [], note: "The exact text of this passage could not be located on this page."};
