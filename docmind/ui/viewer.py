@@ -126,11 +126,13 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
 
     @guarded.get("/view/{doc_id}")
     def view(doc_id: str, page: int | None = None, passage: str = "") -> Response:
-        found = document(doc_id)
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"}
+        found = find_document(context.db, doc_id)
+        if found is None or not found.source.is_file():
+            return HTMLResponse(_missing_page(found), status_code=404, headers=headers)
         text = passage_text(context.db, found, page, passage) if passage else None
         return HTMLResponse(_page(found, _page_body(found, page, text, bool(passage)), context.library_dir),
-                            headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_POLICY,
-                                     "Cache-Control": "no-store"})
+                            headers=headers)
 
     @guarded.get("/file/{doc_id}")
     def file(doc_id: str) -> Response:
@@ -214,6 +216,18 @@ def _marked(text: str, located: Located | None) -> str:
     start, end = located.ranges[0][1], located.ranges[-1][2]
     return (f"{html.escape(text[:start])}<mark class=\"docmind-highlight\" id=\"docmind-highlight\">"
             f"{html.escape(text[start:end])}</mark>{html.escape(text[end:])}")
+
+
+def _missing_page(found: LibraryDocument | None) -> str:
+    """The 404 page: what happened to the document, in plain words."""
+    if found is None:
+        reason = "This document is not in your library any more: it was removed."
+    else:
+        reason = (f"The file is no longer at {html.escape(str(found.source))}: it was moved or deleted. "
+                  "Add it again from where it is now to see it here.")
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Document not found · DocMind</title>'
+            f'<link rel="stylesheet" href="{PREFIX}/static/viewer.css"></head><body><main>'
+            f'<p class="docmind-note" role="status">{reason}</p></main></body></html>')
 
 
 def _page(found: LibraryDocument, body: str, library: Path) -> str:

@@ -180,12 +180,17 @@ def test_locate_finds_the_passage_among_a_pages_text_items_or_says_it_could_not(
 def test_a_removed_document_is_no_longer_served_and_the_others_survive_a_restart(server, documents) -> None:
     assert _view(server, documents["gone"])[0] == 200
     _docmind(server.data_dir, "docs", "remove", str(documents["gone"]))
-    assert _view(server, documents["gone"])[0] == 404
+    status, headers, page = _view(server, documents["gone"])
+    assert status == 404 and "not in your library any more" in page  # said in plain words in the panel
+    assert headers["content-type"].startswith("text/html") and headers["x-content-type-options"] == "nosniff"
     stop_server(server)
     restarted = start_server(server.data_dir, server.log_path.with_name("restarted.log"), env={"HF_HUB_OFFLINE": "1"})
     try:
         assert _view(restarted, documents["pdf"], "?page=7")[0] == 200
         assert _view(restarted, documents["gone"])[0] == 404
+        documents["docx"].rename(documents["docx"].with_name("moved.docx"))  # the user moves their file
+        status, _, page = _view(restarted, documents["docx"])
+        assert status == 404 and f"no longer at {documents['docx']}" in page
     finally:
         stop_server(restarted)
 
