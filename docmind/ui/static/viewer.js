@@ -37,8 +37,10 @@ if (pdfRoot) {
 }
 
 async function showPdf(root) {
+  // the worker starts loading now, in its own thread, while this page loads PDF.js itself
+  const worker = new Worker(new URL("./pdfjs/pdf.worker.min.mjs", import.meta.url), {type: "module"});
   const pdfjs = await import("./pdfjs/pdf.min.mjs");
-  pdfjs.GlobalWorkerOptions.workerSrc = new URL("./pdfjs/pdf.worker.min.mjs", import.meta.url).href;
+  pdfjs.GlobalWorkerOptions.workerPort = worker;
   root.innerHTML = `<nav class="docmind-pager" aria-label="Pages">
       <button type="button" id="docmind-previous">Previous page</button>
       <span id="docmind-page-label" role="status"></span>
