@@ -55,14 +55,17 @@ async function showPdf(root) {
   const next = root.querySelector("#docmind-next");
   let shown = Number(root.dataset.page);
   let task = null;
+  let latest = 0;  // a page shown while another was still being drawn wins
 
   async function show(number) {
+    const ticket = ++latest;
     shown = number;
     label.textContent = `Page ${number} of ${pdf.numPages}`;
     previous.disabled = number <= 1;
     next.disabled = number >= pdf.numPages;
     task?.cancel();
     const page = await pdf.getPage(number);
+    if (ticket !== latest) return;
     const box = root.querySelector(".docmind-page");
     const layer = box.querySelector(".textLayer");
     const canvas = box.querySelector("canvas");
@@ -81,21 +84,24 @@ async function showPdf(root) {
     task = page.render({canvasContext: canvas.getContext("2d"), viewport,
                         transform: ratio === 1 ? null : [ratio, 0, 0, ratio, 0, 0]});
     const content = await page.getTextContent();
+    if (ticket !== latest) return;
     const asked = number === Number(root.dataset.page) && root.dataset.asked;
     // ask where the passage is while the page is drawn (the server matches it to the page's text items)
     const where = asked ? locate(content.items.filter((item) => item.str !== undefined).map((item) => item.str)) : null;
     const text = new pdfjs.TextLayer({textContentSource: content, container: layer, viewport});
     await text.render();
+    if (ticket !== latest) return;
     const note = root.querySelector("#docmind-locate-note");
     note.hidden = true;
     if (where) {
       const found = await where;
+      if (ticket !== latest) return;
       highlight(text.textDivs, found.ranges || []);
       note.textContent = found.note || (found.exact ? "" : "The passage's exact text differs here; the closest match is highlighted.");
       note.hidden = !note.textContent;
     }
     await task.promise.catch((error) => { if (error?.name !== "RenderingCancelledException") throw error; });
-    ready(number);
+    if (ticket === latest) ready(number);
   }
 
   async function locate(items) {
