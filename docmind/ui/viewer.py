@@ -131,7 +131,7 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
         if found is None or not found.source.is_file():
             return HTMLResponse(_missing_page(found), status_code=404, headers=headers)
         text = passage_text(context.db, found, page, passage) if passage else None
-        return HTMLResponse(_page(found, _page_body(found, page, text, bool(passage)), context.library_dir),
+        return HTMLResponse(_page(found, document_body(found, page, text, bool(passage)), context.library_dir),
                             headers=headers)
 
     @guarded.get("/file/{doc_id}")
@@ -183,7 +183,7 @@ def open_with_default_app(path: Path) -> None:
 
 # --- the page ------------------------------------------------------------------------------------------------
 
-def _page_body(found: LibraryDocument, page: int | None, text: str | None, asked: bool) -> str:
+def document_body(found: LibraryDocument, page: int | None, text: str | None, asked: bool) -> str:
     """The viewer's content: a PDF's canvas (filled by viewer.js), or the document's text with the passage marked."""
     if found.is_pdf:
         return (f'<div id="docmind-pdf" data-file="{PREFIX}/file/{found.id}" data-locate="{PREFIX}/locate/{found.id}" '

@@ -219,3 +219,21 @@ def test_other_computers_are_refused(tmp_path: Path) -> None:
     assert rebound.get(path).status_code == 403  # a page whose host name resolves to 127.0.0.1 (DNS rebinding)
     db.close()
 
+
+
+@pytest.mark.parametrize("name, content", [
+    ("notes.md", "# Title\n\nSome intro.\n\nThe heron waits in the reeds.\n"),
+    ("notes.rst", "Title\n=====\n\nSome intro.\n\nThe heron waits in the reeds.\n"),
+    ("notes.txt", "Some intro.\nThe heron waits in the reeds.\n"),
+    ("birds.csv", "bird,habit\nsparrow,hops\nheron,The heron waits in the reeds.\n"),
+])
+def test_text_formats_show_their_text_with_the_passage_marked(tmp_path: Path, name: str, content: str) -> None:
+    from docmind.cache.sources import LibraryDocument
+    from docmind.ui.viewer import document_body
+
+    path = tmp_path / name
+    path.write_text(content)
+    body = document_body(LibraryDocument(document_id(path), path), None, "The heron waits in the reeds.", True)
+    assert '<mark class="docmind-highlight" id="docmind-highlight">The heron waits in the reeds.</mark>' in body
+    assert "Some intro" in body or "sparrow" in body  # the whole document, not just the passage
+    assert "docmind-note" not in body  # found exactly: no note
