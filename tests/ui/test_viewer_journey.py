@@ -63,10 +63,11 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "html": html}
 
 
-def _viewer(page):
-    """The viewer panel's document, once it has drawn its page (and highlight)."""
+def _viewer(page, name: str):
+    """The viewer panel's document ``name``, once it has drawn its page (and highlight)."""
     page.locator("#docmind-viewer-panel").wait_for(state="visible")
     frame = page.frame_locator("#docmind-viewer-frame")
+    frame.locator("h1", has_text=name).wait_for()  # not the document the panel showed before
     frame.locator("body[data-ready=yes]").wait_for()
     return frame
 
@@ -99,7 +100,7 @@ def test_a_citation_in_a_search_answer_opens_the_pdf_at_page_7_highlighted(page,
     answer = page.locator("#docmind-chatbot .bot-row").filter(has_text="Search result").last
     link = answer.locator("a.docmind-cite[href*='page=7']").first
     link.click()
-    frame = _viewer(page)
+    frame = _viewer(page, "turbine-manual.pdf")
     assert frame.locator("body").get_attribute("data-page") == "7"
     assert frame.locator("#docmind-page-label").inner_text() == "Page 7 of 12"
     assert SENTENCE in _highlighted(frame)
@@ -119,7 +120,7 @@ def test_a_sources_entry_opens_the_docx_passage_highlighted(page, artifacts: Pat
     sources = page.locator("#docmind-chatbot details.docmind-sources").last
     sources.locator("summary").click()
     sources.locator("a.docmind-cite", has_text="lake-notes.docx").first.click()
-    frame = _viewer(page)
+    frame = _viewer(page, "lake-notes.docx")
     assert HERON in _highlighted(frame)
     assert frame.locator("mark.docmind-highlight").first.is_visible()
     page.screenshot(path=artifacts / "viewer-02-docx.png")
@@ -146,8 +147,14 @@ def test_a_models_answer_links_its_citations_and_marks_an_unsupported_claim(page
     assert marker.get_attribute("title") == "Not found in source [1]"
     assert bot.locator(".docmind-unsupported").count() == 1  # the supported sentence is not marked
     page.screenshot(path=artifacts / "viewer-03-model-answer.png")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    bot.hover()
+    page.locator("#docmind-chatbot button[aria-label='Copy message']").last.click()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert done.answer in copied and "[1] turbine-manual.pdf · page 7" in copied  # the answer and its sources
+    assert "docmind-cite" not in copied and "docmind-unsupported" not in copied  # as plain text, no markup
     bot.locator("a.docmind-cite").first.click()
-    frame = _viewer(page)
+    frame = _viewer(page, "turbine-manual.pdf")
     assert frame.locator("body").get_attribute("data-page") == "7" and SENTENCE in _highlighted(frame)
     _close_viewer(page)
 
@@ -156,7 +163,7 @@ def test_the_documents_tab_views_a_web_page_as_text_and_runs_none_of_its_script(
     page.get_by_role("tab", name="Documents").click()
     page.locator("#docmind-library").get_by_text("script.html").filter(visible=True).first.click()
     page.get_by_role("button", name="View selected document").click()
-    frame = _viewer(page)
+    frame = _viewer(page, "script.html")
     text = frame.locator("#docmind-document").inner_text()
     assert "Herons are patient hunters." in text and "<script>alert('x')</script>" in text  # its text, as text
     assert page.evaluate("() => window.documentRan") is None

@@ -67,4 +67,13 @@
   }, true);
 
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
+
+  // The chat's Copy button copies a message as written: give back plain [n] and drop the ⚠ markers' markup.
+  const clipboard = navigator.clipboard;
+  if (clipboard?.writeText) {
+    const write = clipboard.writeText.bind(clipboard);
+    clipboard.writeText = (text) => write(String(text)
+      .replace(/<a class="docmind-cite" [^>]*>([^<]*)<\/a>/g, "$1")
+      .replace(/ ?<span class="docmind-unsupported" [^>]*>⚠<span class="docmind-sr-only">[^<]*<\/span><\/span>/g, ""));
+  }
 })();
