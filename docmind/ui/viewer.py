@@ -9,7 +9,8 @@ client signed in to the app when it serves another address):
 - ``GET /docmind/file/{id}``: the PDF itself, as ``application/pdf`` (no other type is ever served raw).
 - ``POST /docmind/locate/{id}``: where passage KEY is among the text items PDF.js found on a page.
 - ``POST /docmind/open/{id}``: open the user's file with the system's default application.
-- ``GET /docmind/static/{name}``: the viewer's script, style and PDF.js.
+- ``GET /docmind/static/{name}``: the viewer's script, style and PDF.js (pdfjs-dist 6.5.438 from npm, its
+  modern build's ``pdf.min.mjs`` and ``pdf.worker.min.mjs`` as published, Apache-2.0: ``static/pdfjs/LICENSE``).
 
 Documents are addressed by their id only (see ``docmind.cache.sources``); anything else is a 404.
 """
