@@ -68,6 +68,19 @@
 
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
 
+  // Once the chat has settled with citations in it, the latest one is loaded in the hidden panel (once per
+  // page, while the panel has shown nothing yet), so that the first click on a citation opens at once.
+  const PRELOAD_AFTER_MS = 1500;
+  let settling = null;
+  new MutationObserver(() => {
+    clearTimeout(settling);
+    settling = setTimeout(() => {
+      if (panel?.querySelector("iframe").dataset.url) return;
+      const links = document.querySelectorAll(`#docmind-chatbot ${LINK}`);
+      if (links.length) load((panel || build()).querySelector("iframe"), links[links.length - 1].getAttribute("href"));
+    }, PRELOAD_AFTER_MS);
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+
   // The chat's Copy button copies a message as written: give back plain [n] and drop the ⚠ markers' markup.
   const clipboard = navigator.clipboard;
   if (clipboard?.writeText) {
