@@ -113,6 +113,10 @@ def test_a_citation_in_a_search_answer_opens_the_pdf_at_page_7_highlighted(page,
     frame.locator("#docmind-page-label").get_by_text("Page 8 of 12").wait_for()
     assert frame.locator("mark.docmind-highlight").count() == 0
     _close_viewer(page)
+    link.click()  # the same citation again: back at its page, without loading the PDF again
+    frame.locator("body[data-page='7'][data-ready=yes] mark.docmind-highlight").first.wait_for()
+    assert frame.locator("#docmind-page-label").inner_text() == "Page 7 of 12"
+    _close_viewer(page)
 
 
 def test_a_sources_entry_opens_the_docx_passage_highlighted(page, artifacts: Path) -> None:

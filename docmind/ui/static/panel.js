@@ -29,14 +29,28 @@
   function sameDocument(frame, url) {
     try {
       const shown = frame.contentWindow.location;
-      return shown.pathname === new URL(url, location.href).pathname && typeof frame.contentWindow.docmindGo === "function";
+      return shown.pathname === new URL(url, location.href).pathname
+        && typeof frame.contentWindow.docmindGo === "function";
     } catch {
       return false;
     }
   }
 
-  function load(frame, url) {
-    if (frame.dataset.url === url) return;  // loading or showing it already
+  function backToCitedPage(frame, url) {
+    try {
+      const cited = new URL(url, location.href).searchParams.get("page") || "1";
+      const body = frame.contentDocument?.body;
+      if (body?.dataset.ready === "yes" && body.dataset.page !== cited) frame.contentWindow.docmindGo?.(url);
+    } catch {
+      // not the viewer's page (yet): nothing to go back to
+    }
+  }
+
+  function load(frame, url, clicked = false) {
+    if (frame.dataset.url === url) {  // loading or showing it already (the user may have turned its pages)
+      if (clicked) backToCitedPage(frame, url);
+      return;
+    }
     frame.dataset.url = url;
     if (sameDocument(frame, url)) frame.contentWindow.docmindGo(url);  // a PDF already open: no reload
     else frame.src = url;
@@ -45,7 +59,7 @@
   window.docmindOpenViewer = (url) => {
     if (!url) return;
     const box = panel || build();
-    load(box.querySelector("iframe"), url);
+    load(box.querySelector("iframe"), url, true);
     box.querySelector("#docmind-viewer-tab").href = url;
     box.hidden = false;
     box.querySelector("#docmind-viewer-close").focus({preventScroll: true});
@@ -60,7 +74,8 @@
 
   document.addEventListener("click", (event) => {
     const link = event.target.closest?.(LINK);
-    if (!link || link.id === "docmind-viewer-tab" || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    const modified = event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey;
+    if (!link || link.id === "docmind-viewer-tab" || modified) return;
     event.preventDefault();
     event.stopPropagation();
     window.docmindOpenViewer(link.getAttribute("href"));
@@ -77,7 +92,8 @@
     settling = setTimeout(() => {
       if (panel?.querySelector("iframe").dataset.url) return;
       const links = document.querySelectorAll(`#docmind-chatbot ${LINK}`);
-      if (links.length) load((panel || build()).querySelector("iframe"), links[links.length - 1].getAttribute("href"));
+      const latest = links[links.length - 1];
+      if (latest) load((panel || build()).querySelector("iframe"), latest.getAttribute("href"));
     }, PRELOAD_AFTER_MS);
   }).observe(document.body, {childList: true, subtree: true, characterData: true});
 
