@@ -25,7 +25,15 @@ from llama_index.core.llms import LLM, ChatMessage, ChatResponse
 from llama_index.core.storage.chat_store import SimpleChatStore
 from llama_index.core.workflow.errors import WorkflowRuntimeError
 
-from docmind.agent.citations import Passage, TurnPassages, format_passages, search_result_answer
+from docmind.agent.citations import (
+    Passage,
+    TurnPassages,
+    check_support,
+    cited_json,
+    format_passages,
+    search_result_answer,
+    support_json,
+)
 from docmind.agent.events import (
     MODE_AGENT,
     MODE_FALLBACK,
@@ -375,12 +383,14 @@ class ChatService:
             async for event in steps:
                 yield event
                 await recorder.progress(turn.answer, turn.thinking)
+            support = check_support(turn.answer.strip(), turn.passages)
             answer = turn.passages.strip_unknown(turn.answer.strip())
             answer = "\n\n".join([*(f"_{n}_" for n in turn.notices), answer]).strip()
             cited = turn.passages.cited(answer)
             consulted = list(dict.fromkeys(p.source for p in turn.passages.passages))
             tokens = await asyncio.to_thread(model.count_tokens, answer) if model is not None else None
-            extra = {"citations": [p.to_json() for p in cited], "consulted": consulted, "mode": turn.mode}
+            extra = {"citations": cited_json(cited, support), "consulted": consulted, "mode": turn.mode,
+                     **support_json(support)}
             await recorder.finish(answer, turn.thinking.strip(), tokens, extra)
         except Exception as error:  # not the small model's malformed ReAct (that fell back): a real failure
             # a model problem (a server down, a prompt too long) is explained by its message; a bug gets a trace
@@ -407,6 +417,7 @@ class ChatService:
             seconds=time.perf_counter() - turn.started,
             mode=turn.mode,
             consulted=consulted,
+            support=support,
         )
 
     def _title(self, session_id: str, question: str) -> str:

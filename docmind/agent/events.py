@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from docmind.agent.citations import Passage
+from docmind.agent.citations import Passage, SupportReport, cited_json, support_json
 
 MODE_AGENT = "agent"
 """The ReActAgent answered."""
@@ -86,6 +86,12 @@ class Done:
     mode: str = MODE_AGENT
     consulted: list[str] = field(default_factory=list)
     """The files of every passage the turn retrieved, cited or not, in order of first retrieval."""
+    support: SupportReport | None = None
+    """The check of the answer's cited sentences against their passages."""
+
+    def citations_json(self) -> list[dict[str, Any]]:
+        """The cited passages with their number and, once checked, ``supported`` and ``support``."""
+        return cited_json(self.citations, self.support)
 
     def to_json(self) -> dict[str, Any]:
         """The ``docmind ask --json`` document."""
@@ -93,13 +99,14 @@ class Done:
             "session": self.session_id,
             "answer": self.answer,
             "thinking": self.thinking,
-            "citations": [{"source": p.source, "page": p.page, "text": p.text, "number": p.number}
-                          for p in self.citations],
+            "citations": [{key: c[key] for key in ("source", "page", "text", "number", "supported", "support")
+                           if key in c} for c in self.citations_json()],
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "seconds": round(self.seconds, 3),
             "mode": self.mode,
             "consulted": self.consulted,
+            **support_json(self.support),
         }
 
 

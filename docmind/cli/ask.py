@@ -33,6 +33,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print("\nSources:")
         for p in done.citations:
             print(f"  [{p.number}] {p.source}" + (f", page {p.page}" if p.page else ""))
+    for claim in done.support.unsupported if done.support else []:
+        print(f"  ⚠ {claim.note}: {claim.text}")
     print(f"\nsession {done.session_id} · {done.seconds:.1f} s", file=sys.stderr)
     return 0
 

@@ -16,6 +16,7 @@ from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 from docmind.ui.ingest_queue import FAILED, FileJob
 from docmind.ui.status import BUSY_SECONDS, StatusLine, poll_interval
+from docmind.ui.viewer import viewer_url
 
 JOB_COLUMNS = ["File", "Status"]
 LIBRARY_COLUMNS = ["Document", "Passages", "Added", "Where it came from"]
@@ -131,7 +132,9 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
             elem_id="docmind-library",
         )
         selected = gr.Textbox(visible=False)
+        view_url = gr.Textbox(visible=False)
         with gr.Row(equal_height=True):
+            view_button = gr.Button("View selected document", interactive=False, scale=1, elem_id="docmind-view")
             remove = gr.Button("Remove selected document…", variant="stop", interactive=False, scale=1)
             remove_hint = gr.Markdown(REMOVE_HINT, elem_id="docmind-remove-hint")
         with gr.Row(visible=False) as confirm_row:
@@ -189,6 +192,11 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
                 f"Selected: **{Path(source).name}**")
 
     library.select(select, outputs=[selected, remove, confirm_row, remove_hint], api_visibility="private")
+
+    # View: the selected document in the viewer, at its first page (docmind/ui/viewer.py, static/panel.js)
+    selected.change(lambda source: gr.update(interactive=bool(source)), selected, view_button, api_visibility="private")
+    view_button.click(lambda source: viewer_url(source) if source else "", selected, view_url,
+                      api_visibility="private").then(None, view_url, js="(url) => window.docmindOpenViewer(url)")
 
     def ask_remove(source: str) -> tuple:
         return gr.update(visible=True), f"Remove **{Path(source).name}** from the library? Chats keep their answers."

@@ -136,7 +136,7 @@ def serve(
         theme=_theme(gr),
         css=_CSS,
         i18n=gr.I18n(en=_SCREEN_READER_WORDS),
-        head=_ACCESSIBILITY_SCRIPT,
+        head=_ACCESSIBILITY_SCRIPT + _VIEWER_SCRIPT,
         footer_links=[],
         mcp_server=False,
         ssr_mode=False,
@@ -147,6 +147,9 @@ def serve(
         app_kwargs={"middleware": [Middleware(LoginGate, session_seconds=settings.login_session_seconds)]}
         if logins else None,
     )
+    from docmind.ui.viewer import add_routes
+
+    add_routes(demo.app, context)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     log.info("DocMind is running at %s (gradio reports %s)", url, local_url)
     background = threading.Timer(BACKGROUND_START_SECONDS, context.started)  # when no page opens (scripts)
@@ -187,8 +190,28 @@ new MutationObserver(() => {
 }).observe(document.documentElement, {childList: true, subtree: true});
 </script>"""
 
+_VIEWER_SCRIPT = '<script src="/docmind/static/panel.js" defer></script>'
+"""Opens citations and the Documents tab's "View" in a side panel (see docmind/ui/viewer.py)."""
+
 _CSS = """
 #docmind-status { font-size: 0.85em; opacity: 0.85; }
 #docmind-status p { margin: 0; }
 .docmind-search-label { font-weight: 600; }
+#docmind-viewer-panel { position: fixed; top: 0; right: 0; bottom: 0; z-index: 1000; width: min(760px, 60vw);
+  display: flex; flex-direction: column; background: var(--background-fill-primary);
+  border-left: 1px solid var(--border-color-primary); box-shadow: -6px 0 24px rgb(0 0 0 / 0.15); }
+#docmind-viewer-panel[hidden] { visibility: hidden; pointer-events: none; }  /* laid out: its page draws at size */
+@media (max-width: 800px) { #docmind-viewer-panel { width: 100vw; } }
+.docmind-viewer-bar { display: flex; gap: 1em; align-items: center; padding: 0.4em 0.8em;
+  border-bottom: 1px solid var(--border-color-primary); }
+.docmind-viewer-heading { font-weight: 600; flex: 1; }
+#docmind-viewer-close { font-size: 1.1em; padding: 0.2em 0.6em; border-radius: 6px; cursor: pointer;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary); color: inherit; }
+#docmind-viewer-frame { flex: 1; width: 100%; border: 0; }
+a.docmind-cite { text-decoration: none; font-weight: 600; color: var(--primary-700); background: var(--primary-100);
+  border-radius: 4px; padding: 0 0.3em; }
+a.docmind-cite:hover, a.docmind-cite:focus-visible { text-decoration: underline; }
+.docmind-unsupported { color: #b45309; cursor: help; font-size: 0.8em; vertical-align: super; }
+.docmind-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
+  white-space: nowrap; }
 """

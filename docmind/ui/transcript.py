@@ -6,6 +6,8 @@ sources follow the answer as one block, titled with the cited files, that opens 
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +25,46 @@ from docmind.agent.events import (
     TurnFailed,
     TurnStarted,
 )
+from docmind.agent.citations import support_json
 from docmind.storage.sessions import STATUS_INTERRUPTED, StoredMessage
+from docmind.ui.viewer import viewer_url
 
 INTERRUPTED = "_(stopped before the answer was finished)_"
 QUOTE_CHARS = 400
 """A cited passage is shown up to this many characters."""
+_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def citation_link(citation: dict[str, Any], label: str) -> str:
+    """``label`` as a link that opens the cited passage in the document viewer."""
+    url = html.escape(viewer_url(citation["source"], citation.get("page"), citation.get("text")))
+    title = html.escape(f"Open {where(citation['source'], citation.get('page'))} at the passage")
+    return f'<a class="docmind-cite" href="{url}" title="{title}">{html.escape(label)}</a>'
+
+
+def linked_answer(answer: str, citations: list[dict[str, Any]], unsupported: list[dict[str, Any]] = ()) -> str:
+    """``answer`` with every ``[n]`` a link to its passage, and a marker after each claim its source does not support."""
+    by_number = {c["number"]: c for c in citations if "number" in c}
+
+    def link(match: re.Match[str]) -> str:
+        numbers = [int(n) for n in re.split(r"\s*,\s*", match.group(1))]
+        if not all(n in by_number for n in numbers):
+            return match.group(0)
+        return "[" + ", ".join(citation_link(by_number[n], str(n)) for n in numbers) + "]"
+
+    marks: dict[int, str] = {}
+    for claim in unsupported:
+        at = answer.find(claim.get("text", ""))
+        if claim.get("text") and at >= 0:
+            note = html.escape(claim.get("note", "not found in the cited source"))
+            marks[at + len(claim["text"])] = (f' <span class="docmind-unsupported" title="{note.capitalize()}">⚠'
+                                              f'<span class="docmind-sr-only"> ({note})</span></span>')
+    out, last = [], 0
+    for at in sorted(marks):
+        out.append(_MARKER.sub(link, answer[last:at]) + marks[at])
+        last = at
+    out.append(_MARKER.sub(link, answer[last:]))
+    return "".join(out)
 
 
 def where(source: str, page: int | None) -> str:
@@ -54,8 +91,9 @@ def sources_message(citations: list[dict[str, Any]], consulted: list[str] | None
         quote = " ".join(citation.get("text", "").split())
         if len(quote) > QUOTE_CHARS:
             quote = quote[:QUOTE_CHARS].rsplit(" ", 1)[0] + "…"
-        entries.append(f"**[{citation.get('number', '?')}] {where(citation['source'], citation.get('page'))}**"
-                       f"\n\n> {quote}\n\n<small>{citation['source']}</small>")
+        label = f"[{citation.get('number', '?')}] {where(citation['source'], citation.get('page'))}"
+        doubt = " · ⚠ the answer's words were not found in this passage" if citation.get("supported") is False else ""
+        entries.append(f"**{citation_link(citation, label)}**{doubt}\n\n> {quote}\n\n<small>{citation['source']}</small>")
     summary = f"Sources ({len(citations)}): {', '.join(files)}"
     body = "\n\n".join(entries)
     return [{"role": "assistant", "content": f"<details class=\"docmind-sources\"><summary>{summary}</summary>\n\n"
@@ -87,7 +125,8 @@ def history_from_stored(messages: list[StoredMessage]) -> list[dict[str, Any]]:
             content = m.content
             if m.status == STATUS_INTERRUPTED:
                 content = f"{content}\n\n{INTERRUPTED}".strip()
-            history.append({"role": "assistant", "content": content})
+            history.append({"role": "assistant", "content": linked_answer(
+                content, m.extra.get("citations") or [], m.extra.get("unsupported") or [])})
             history.extend(sources_message(m.extra.get("citations") or [], m.extra.get("consulted") or []))
     return history
 
@@ -104,6 +143,8 @@ class TurnView:
     tools: list[str] = field(default_factory=list)
     citations: list[dict[str, Any]] = field(default_factory=list)
     consulted: list[str] = field(default_factory=list)
+    support: dict[str, Any] = field(default_factory=dict)
+    """``citation_coverage`` and the ``unsupported`` claims, once the answer is checked."""
     mode: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -143,7 +184,8 @@ class TurnView:
             self.session_id = event.session_id
             self.answer = event.answer
             self.thinking = event.thinking or self.thinking
-            self.citations = [p.to_json() for p in event.citations]
+            self.citations = event.citations_json()
+            self.support = support_json(event.support)
             self.consulted = event.consulted
             self.mode = event.mode
             self.prompt_tokens, self.completion_tokens = event.prompt_tokens, event.completion_tokens
@@ -163,7 +205,7 @@ class TurnView:
                         "metadata": {"title": "Searched your documents", "status": "done"}})
         parts = [] if self.done else [f"_{notice}_" for notice in self.notices]  # Done.answer carries them
         if self.answer:
-            parts.append(self.answer)
+            parts.append(linked_answer(self.answer, self.citations, self.support.get("unsupported", [])))
         if self.stopped:
             parts.append(INTERRUPTED)
         if self.error:
@@ -188,4 +230,5 @@ class TurnView:
             "completion_tokens": self.completion_tokens,
             "done": self.done,
             "error": self.error,
+            **self.support,
         }

@@ -15,7 +15,9 @@ from docmind.agent.events import (
     TurnStarted,
 )
 from docmind.storage.sessions import STATUS_INTERRUPTED, StoredMessage
+from docmind.agent.citations import TurnPassages, check_support
 from docmind.ui.transcript import INTERRUPTED, TurnView, history_from_stored
+from docmind.ui.viewer import viewer_url
 
 PASSAGE = Passage(1, "/docs/report.pdf", 3, "Revenue grew 12% in 2025.", 0.9)
 
@@ -43,14 +45,35 @@ def test_a_streaming_turn_shows_pending_thinking_then_the_answer_with_sources() 
     assert thoughts["Thinking"]["metadata"]["status"] == "done" and "duration" in thoughts["Thinking"]["metadata"]
     assert thoughts["Searched your documents"]["content"] == "search_documents: revenue"
     answer, sources = [m["content"] for m in messages if m["role"] == "assistant" and not m.get("metadata")]
-    assert answer == "Revenue grew 12% [1]."
+    link = viewer_url("/docs/report.pdf", 3, PASSAGE.text).replace("&", "&amp;")  # the viewer at the passage
+    assert answer == f'Revenue grew 12% [<a class="docmind-cite" href="{link}" title="Open report.pdf · page 3 at the passage">1</a>].'
     assert "<summary>Sources (1): report.pdf · page 3</summary>" in sources  # one click opens the passages
-    assert "**[1] report.pdf · page 3**" in sources and "> Revenue grew 12% in 2025." in sources
+    assert f'href="{link}"' in sources and ">[1] report.pdf · page 3</a>**" in sources
+    assert "> Revenue grew 12% in 2025." in sources
     assert "/docs/report.pdf" in sources
     assert view.result() | {"citations": []} == {
         "session": "s1", "answer": "Revenue grew 12% [1].", "thinking": "Let me search.", "citations": [],
         "notices": [], "mode": "agent", "prompt_tokens": 40, "completion_tokens": 9, "done": True, "error": "",
-    }
+    }  # unchecked answers (Done without a support report) add no keys
+
+
+def test_a_claim_its_source_does_not_support_is_marked_with_a_tooltip() -> None:
+    passages = TurnPassages()
+    passage = passages.add("/docs/report.pdf", 3, "Revenue grew 12% in 2025.", 0.9)
+    answer = "Revenue grew 12% in 2025 [1]. Tomatoes love the sun [1]."
+    view = TurnView(question="q")
+    view.apply(Done("s1", answer, "", [passage], support=check_support(answer, passages)))
+    shown = [m["content"] for m in view.messages() if m["role"] == "assistant"][0]
+    first, second, after = shown.split("</a>].")
+    assert "docmind-unsupported" not in first + second  # the supported sentence carries no marker
+    assert after.startswith(' <span class="docmind-unsupported" title="Not found in source [1]">⚠')
+    result = view.result()
+    assert result["citations"][0]["supported"] is False and result["citation_coverage"] == 0.5
+    assert result["unsupported"][0]["text"] == "Tomatoes love the sun [1]."
+    stored = history_from_stored([StoredMessage("assistant", answer, extra={"citations": result["citations"],
+                                                                             "unsupported": result["unsupported"]})])
+    assert stored[0]["content"] == shown  # the same marker after a reload
+    assert "⚠ the answer's words were not found in this passage" in stored[1]["content"]
 
 
 def test_notices_show_while_streaming_and_errors_and_stops_are_visible() -> None:
@@ -76,7 +99,8 @@ def test_a_saved_session_reloads_with_thinking_sources_and_interruptions() -> No
     assert thoughts["Thinking"]["metadata"]["status"] == "done" and thoughts["Thinking"]["content"] == "Looking."
     plain = [m["content"] for m in history if not m.get("metadata")]
     assert "<summary>Sources (1): notes.md</summary>" in plain.pop(2) and "> Call Ada." in history[3]["content"]
-    assert plain == ["Who do I call?", "Call Ada [1].", "And then?", f"Then\n\n{INTERRUPTED}"]
+    assert plain[1].startswith('Call Ada [<a class="docmind-cite" href="/docmind/view/') and plain[1].endswith("</a>].")
+    assert plain[:1] + plain[2:] == ["Who do I call?", "And then?", f"Then\n\n{INTERRUPTED}"]
 
 
 def test_a_failed_turn_shows_its_error_and_a_regenerated_turn_learns_its_question() -> None:
