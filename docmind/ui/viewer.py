@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from docmind.cache.library import owns
 from docmind.cache.locate import NOT_FOUND, Located, locate
 from docmind.cache.sources import LibraryDocument, document_id, find_document, passage_key, passage_text
+from docmind.ui.auth import current_user
 
 if TYPE_CHECKING:
     from docmind.ui.context import AppContext
@@ -84,16 +85,6 @@ def is_local_client(request: Request) -> bool:
     return bool(request.client) and _is_loopback(request.client.host) and _is_loopback(request.url.hostname or "")
 
 
-def _signed_in(request: Request) -> bool:
-    """True when the app asks for a login and this request carries a signed-in user's token."""
-    app = request.app
-    if getattr(app, "auth", None) is None:
-        return False
-    token = request.cookies.get(f"access-token-{app.cookie_id}") or request.cookies.get(
-        f"access-token-unsecure-{app.cookie_id}")
-    return bool(token) and app.tokens.get(token) is not None
-
-
 class LocateQuery(BaseModel):
     """Where is passage ``passage`` (a key) of ``page`` among these text ``items`` of the page?"""
 
@@ -106,7 +97,7 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
     """Serve the viewer from ``app`` (Gradio's FastAPI app), for the library of ``context``."""
 
     def allowed(request: Request) -> None:
-        if not (is_local_client(request) or _signed_in(request)):
+        if not (is_local_client(request) or current_user(request) is not None):
             raise HTTPException(status_code=403, detail="The document viewer is only served to this computer.")
 
     def document(doc_id: str) -> LibraryDocument:
