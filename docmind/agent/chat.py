@@ -48,7 +48,7 @@ from docmind.agent.tools import DocumentSearch, make_tools
 from docmind.agent.turns import SessionLock, TurnRecorder
 from docmind.cache.retrieval import Searcher
 from docmind.config import Settings, load_settings
-from docmind.model.errors import ModelError
+from docmind.model.errors import ModelError, ModelSwitchedError
 from docmind.model.thinking import split_thinking, thinking_budget
 from docmind.storage import open_database
 from docmind.storage.chat import SQLiteChatStore
@@ -107,6 +107,8 @@ APP_WORDING = Wording(NOTICE_NO_MODEL_APP, NOTICE_NO_DOCUMENTS_EITHER_APP, model
 
 def failure_message(error: Exception) -> str:
     """What the user reads when a turn fails for a reason other than the model's malformed ReAct."""
+    if isinstance(error, ModelSwitchedError):
+        return str(error)
     if isinstance(error, ModelError):
         return f"The model could not answer: {error}"
     return (f"The answer failed ({type(error).__name__}: {error}). Your question is saved; try again, "
