@@ -92,8 +92,10 @@ def test_an_answer_cut_by_a_switch_says_the_model_was_switched(data_dir: Path, t
     """An answer still running when the switch's drain time runs out ends saying why, not "engine shut down"."""
     monkeypatch.setattr(runtime_module, "SWITCH_DRAIN_SECONDS", 0.3)
     old = runtime_module.get_runtime(load_settings(model_path=tiny_model_dir, quantization="none"))
+    writing = threading.Event()
+    old.engine.on_logits = lambda handles, logits: writing.set()
     endless = old.engine.submit(GenerationRequest("hello", max_new_tokens=100_000, stop_token_ids=(-1,)))
-    next(iter(endless))  # it is being written
+    assert writing.wait(60)
     runtime_module.get_runtime(load_settings(model_path=wide_model_dir, quantization="none"))
     with pytest.raises(ModelSwitchedError) as cut:
         endless.wait(30)
