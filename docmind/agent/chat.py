@@ -57,7 +57,7 @@ from docmind.agent.turns import SessionLock, TurnRecorder
 from docmind.cache.collections import resolve_scope, session_scope, set_session_scope
 from docmind.cache.retrieval import Searcher
 from docmind.config import Settings, load_settings
-from docmind.model.errors import ModelError
+from docmind.model.errors import ModelError, ModelSwitchedError
 from docmind.model.thinking import split_thinking, thinking_budget
 from docmind.storage import open_database
 from docmind.storage.chat import SQLiteChatStore
@@ -117,6 +117,8 @@ APP_WORDING = Wording(NOTICE_NO_MODEL_APP, NOTICE_NO_DOCUMENTS_EITHER_APP, model
 
 def failure_message(error: Exception) -> str:
     """What the user reads when a turn fails for a reason other than the model's malformed ReAct."""
+    if isinstance(error, ModelSwitchedError):
+        return str(error)
     if isinstance(error, ModelError):
         return f"The model could not answer: {error}"
     return (f"The answer failed ({type(error).__name__}: {error}). Your question is saved; try again, "

@@ -18,7 +18,6 @@ from llama_index.core.vector_stores.types import VectorStoreQuery
 from docmind.agent.citations import Passage, TurnPassages, format_passages
 from docmind.cache.collections import Scope, scope_has_passages, scope_sources
 from docmind.cache.documents import list_documents
-from docmind.cache.embeddings import load_embed_model
 from docmind.cache.retrieval import Citation, Searcher
 
 log = logging.getLogger(__name__)
@@ -95,10 +94,10 @@ class DocumentSearch:
         )[0][0]
         if stale:
             return [1.0] * len(found)
-        embedding = load_embed_model(self.searcher.model_path).get_query_embedding(query)
         ids = [c.chunk_id for c in found]
         result = self.searcher.store.query(
-            VectorStoreQuery(query_embedding=embedding, similarity_top_k=len(ids), node_ids=ids)
+            VectorStoreQuery(query_embedding=self.searcher.query_embedding(query), similarity_top_k=len(ids),
+                             node_ids=ids)
         )
         cosine = dict(zip(result.ids or [], result.similarities or []))
         return [float(cosine.get(c.chunk_id, 0.0)) for c in found]

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from docmind._kernel_caches import bound_kernel_caches
 from docmind._weights_lock import weights_load_lock
 
 
@@ -76,5 +77,6 @@ def _load(path: str) -> BaseEmbedding:
 
 def load_embed_model(path: Path) -> BaseEmbedding:
     """The embedding model in ``path``, loaded once per process (torch is imported here, not before)."""
+    bound_kernel_caches()
     with weights_load_lock:
         return _load(str(path))

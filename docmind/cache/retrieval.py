@@ -9,6 +9,7 @@ hit by the share of the query's terms it contains. ``Searcher.search`` returns `
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very first ranks
 DECISIVE_RANK = 5  # decisiveness compares a ranking's first score with its score at this rank
+QUERY_EMBEDDINGS_KEPT = 16  # a few per chat searching at the same moment
 SearchMode = Literal["hybrid", "vector", "keyword"]
 
 
@@ -164,6 +166,8 @@ class Searcher:
         self.model_path = default_embed_model_path(self.settings.embed_model_path)
         self.identity = embed_model_identity(self.model_path)
         self.fusion = fusion or Fusion()
+        self.query_embedding = functools.lru_cache(maxsize=QUERY_EMBEDDINGS_KEPT)(self._embed_query)
+        """``query``'s embedding, kept for the last few queries: a search and the check of its hits embed it once."""
 
     def search(
         self, query: str, k: int = 5, mode: SearchMode = "hybrid", collections: Sequence[int] | None = None
@@ -248,8 +252,11 @@ class Searcher:
                 matched[row[0]] += weight
         return [matched[chunk_id] / total for chunk_id in ids]
 
+    def _embed_query(self, query: str) -> list[float]:
+        return load_embed_model(self.model_path).get_query_embedding(query)
+
     def _vector(self, query: str, top_k: int, collections: Sequence[int] | None = None) -> list[Citation]:
-        embedding = load_embed_model(self.model_path).get_query_embedding(query)
+        embedding = self.query_embedding(query)
         query_spec = VectorStoreQuery(query_embedding=embedding, similarity_top_k=top_k)
         result = self.store.query(query_spec, collections=collections)
         return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]

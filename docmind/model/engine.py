@@ -146,7 +146,8 @@ class GenerationEngine:
         self._prefilling: _Prefill | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._stopped = False
+        self._stop_reason: EngineStoppedError | None = None
+        """Why the engine was shut down (None while it serves); unfinished requests end with it."""
         self._submitted: weakref.WeakSet[RequestHandle] = weakref.WeakSet()
         self.peak_batch = 0
         """The most requests decoded in one step so far."""
@@ -181,8 +182,8 @@ class GenerationEngine:
         """
         handles = [RequestHandle(request, self._prompt_ids(request), health=self._health) for request in requests]
         with self._lock:
-            if self._stopped:
-                raise EngineStoppedError("The generation engine has been shut down.")
+            if self._stop_reason is not None:
+                raise self._stop_error()
             self._ensure_thread()
             self._submitted.update(handles)
             self._incoming.put(handles)
@@ -217,14 +218,16 @@ class GenerationEngine:
         async for delta in self.submit(request):
             yield delta
 
-    def shutdown(self, drain_seconds: float = 0.0) -> None:
+    def shutdown(self, drain_seconds: float = 0.0, reason: EngineStoppedError | None = None) -> None:
         """Stop the worker once the requests already submitted have finished, waiting at most
-        ``drain_seconds``; those still unfinished then end with ``EngineStoppedError``."""
+        ``drain_seconds``; those still unfinished, and any submitted later, end with ``reason``
+        (an ``EngineStoppedError`` saying the engine was shut down when None)."""
         deadline = time.monotonic() + drain_seconds
         while any(not handle.finished for handle in list(self._submitted)) and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._lock:
-            self._stopped = True
+            self._stop_reason = reason or EngineStoppedError(
+                "The generation engine was shut down before this request finished.")
             thread = self._thread
         self._incoming.put(None)
         if thread is not None:
@@ -250,7 +253,9 @@ class GenerationEngine:
     def _health(self) -> BaseException | None:
         """Why a waiting request should give up (worker gone, no progress for ``stall_seconds``), or None."""
         thread = self._thread
-        if self._stopped or thread is None or not thread.is_alive():
+        if self._stop_reason is not None:
+            return self._stop_error()
+        if thread is None or not thread.is_alive():
             return EngineStoppedError("The generation engine stopped before this request finished. "
                                       "Send the message again.")
         if time.monotonic() - self._last_progress > self.stall_seconds:
@@ -258,15 +263,20 @@ class GenerationEngine:
                                       "request was stopped. Send the message again, or restart DocMind.")
         return None
 
+    def _stop_error(self) -> EngineStoppedError:
+        """A fresh copy of the shutdown's reason (each waiter raises its own)."""
+        assert self._stop_reason is not None
+        return type(self._stop_reason)(*self._stop_reason.args)
+
     def _run(self) -> None:
-        error: BaseException = EngineStoppedError("The generation engine was shut down before this request finished.")
+        error: BaseException | None = None
         try:
-            self._serve()
+            self._serve()  # returns once shut down
         except BaseException as fault:  # noqa: BLE001 - the thread ends; the next submit starts a new one
             log.exception("the generation engine's worker died")
             error = EngineStoppedError(f"The generation engine failed ({fault!r}). Send the message again.")
         finally:
-            self._fail_all(error, include_pending=True)
+            self._fail_all(error or self._stop_error(), include_pending=True)
 
     def _serve(self) -> None:
         import torch

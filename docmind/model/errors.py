@@ -39,6 +39,14 @@ class EngineStoppedError(ModelError):
     """The generation engine was shut down while a request was pending."""
 
 
+class ModelSwitchedError(EngineStoppedError):
+    """The user switched models while this answer was still being written on the old one."""
+
+    def __init__(self, message: str = "This answer was stopped because the model was switched. "
+                                      "Send the message again to ask the new model.") -> None:
+        super().__init__(message)
+
+
 class GenerationFaultError(ModelError):
     """One request's generation step failed (invalid numbers from the model, a decoding error); only
     that request ends, the engine keeps serving the others."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docmind._kernel_caches import bound_kernel_caches
 from docmind._weights_lock import weights_load_lock
 from docmind.config import Settings
 from docmind.model.errors import ModelCorruptError, ModelNotDownloadedError
@@ -361,6 +362,7 @@ def load_model(settings: Settings, *, hardware: Hardware | None = None, plan: Lo
     later loads. Fresh quantizations pass the quality guard (``docmind.model.quality``) or fall back.
     """
     os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+    bound_kernel_caches()
     started = time.perf_counter()
     choice = resolve_model(settings)
     check_model_files(choice)

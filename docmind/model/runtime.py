@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from docmind.config import Settings
 from docmind.model.engine import GenerationEngine
-from docmind.model.errors import ModelError
+from docmind.model.errors import EngineStoppedError, ModelError, ModelSwitchedError
 from docmind.model.llm import EngineLLM
 from docmind.model.loading import LoadedModel, check_model_files, load_model
 from docmind.model.registry import resolve_model
@@ -65,7 +65,7 @@ def get_runtime(settings: Settings) -> Runtime:
     with _lock:
         if _runtime is not None and _runtime.key != key:
             log.info("switching the model from %s to %s", _runtime.key, key)
-            _unload_locked()
+            _unload_locked(ModelSwitchedError())
         if _runtime is None:
             loaded = load_model(settings)
             window = loaded.choice.spec.context_window if loaded.choice.spec else None
@@ -100,9 +100,9 @@ def unload() -> None:
         _unload_locked()
 
 
-def _unload_locked() -> None:
+def _unload_locked(reason: EngineStoppedError | None = None) -> None:
     global _runtime
     if _runtime is not None:
-        _runtime.engine.shutdown(drain_seconds=SWITCH_DRAIN_SECONDS)
+        _runtime.engine.shutdown(drain_seconds=SWITCH_DRAIN_SECONDS, reason=reason)
         _runtime = None
         _set_llamaindex_llm(None)

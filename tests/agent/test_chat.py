@@ -22,7 +22,7 @@ from docmind.agent.events import (
 )
 from docmind.agent.sessions import UnknownSessionError
 from docmind.cache.retrieval import Searcher
-from docmind.model.errors import EngineStoppedError, ModelError, PromptTooLongError
+from docmind.model.errors import EngineStoppedError, ModelError, ModelSwitchedError, PromptTooLongError
 from docmind.storage.sessions import ChatLog
 from tests.agent.conftest import run_turn, scripted_service
 
@@ -98,7 +98,7 @@ async def test_invalid_react_falls_back_to_passages(settings_with_library):
     assert any(isinstance(e, Notice) and e.kind == "fallback" for e in events)
 
 
-@pytest.mark.parametrize("error", [EngineStoppedError("The engine was shut down."),
+@pytest.mark.parametrize("error", [EngineStoppedError("The engine was shut down."), ModelSwitchedError(),
                                    PromptTooLongError("The prompt is 40000 tokens; the model takes 32768."),
                                    RuntimeError("engine exploded")])
 async def test_a_failing_model_is_an_error_not_a_fallback(settings_with_library, caplog, error):
@@ -108,6 +108,8 @@ async def test_a_failing_model_is_an_error_not_a_fallback(settings_with_library,
     assert isinstance(events[0], TurnStarted) and isinstance(events[-1], TurnFailed)
     assert not any(isinstance(e, (Done, Notice)) for e in events)  # no fallback answer, no "fallback" notice
     assert str(error) in events[-1].message and len(llm.calls) == 1
+    if isinstance(error, ModelSwitchedError):  # said plainly, as the reason, not as a model failure
+        assert events[-1].message == str(ModelSwitchedError())
     (record,) = [r for r in caplog.records if "failed" in r.getMessage()]
     if isinstance(error, ModelError):  # explained by its own message: one line, no traceback
         assert record.levelno == logging.WARNING and str(error) in record.getMessage() and not record.exc_info

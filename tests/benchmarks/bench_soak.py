@@ -25,7 +25,6 @@ import logging
 import os
 from collections import Counter
 import random
-import re
 import shutil
 import sqlite3
 import statistics
@@ -275,6 +274,7 @@ def _stored_check(db: Path, acknowledged: list[tuple[str, str]]) -> dict:
 
 def run(minutes: float, fault_every: float) -> dict:
     from docmind.ui.launch_guard import available_port
+    from tests.fixtures.server import wait_for_url
     from tests.fixtures.tiny_model import build_tiny_qwen3
 
     work = Path(tempfile.mkdtemp(prefix="docmind-soak-"))
@@ -296,7 +296,7 @@ def run(minutes: float, fault_every: float) -> dict:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], cwd=ROOT, env=env,
                               stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     try:
-        url = _await_url(server, log_path)
+        url = wait_for_url(server, log_path, 120)
         _http(url + "soak/lag")
         _wait_ready(url, str(model_a))
         return _load_phase(url, server.pid, env, corpus, data, model_a, model_b, minutes, fault_every)
@@ -309,18 +309,6 @@ def run(minutes: float, fault_every: float) -> dict:
         SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(log_path, SERVER_LOG)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _await_url(server: subprocess.Popen, log_path: Path) -> str:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        match = re.search(r"running at (http://\S+/)", log_path.read_text(errors="replace"))
-        if match:
-            return match.group(1)
-        if server.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise RuntimeError(f"the server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
 
 
 def _load_phase(url: str, pid: int, env: dict[str, str], corpus: Path, data: Path, model_a: Path, model_b: Path,

@@ -127,26 +127,34 @@ def test_next_turn_reuses_the_previous_kv(loaded_tiny, engine: GenerationEngine,
 
 
 async def test_async_streams_never_block_the_event_loop(engine: GenerationEngine, chat_prompts, singles) -> None:
-    gaps: list[float] = []
-    stop = asyncio.Event()
+    """Every step holds in the worker (test hook) until the event loop has run another task. Were a
+    consumer to wait for its next token on the loop, that task could not run and the step would not go on."""
+    loop_ran = threading.Event()
+    steps_held: list[bool] = []
+
+    def hold_step(handles: list, logits: object) -> None:
+        loop_ran.clear()
+        steps_held.append(loop_ran.wait(10))
+        if not steps_held[-1]:
+            engine.on_logits = None  # found blocked: let the rest run
 
     async def ticker() -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+        while True:
+            loop_ran.set()
+            await asyncio.sleep(0.001)
 
     async def consume(prompt: str) -> str:
         return "".join([delta async for delta in engine.stream(_greedy(prompt, n=48))])
 
     tick = asyncio.create_task(ticker())
-    texts = await asyncio.gather(*(consume(p) for p in chat_prompts))
-    stop.set()
-    await tick
+    engine.on_logits = hold_step
+    try:
+        texts = await asyncio.gather(*(consume(p) for p in chat_prompts))
+    finally:
+        engine.on_logits = None
+        tick.cancel()
     assert all(texts)
-    assert max(gaps) < 0.25, f"event loop stalled {max(gaps):.3f} s"
+    assert len(steps_held) >= 48 and all(steps_held), f"{steps_held.count(False)} steps found the event loop blocked"
 
 
 async def test_closing_an_async_stream_cancels_the_request(engine: GenerationEngine, chat_prompts) -> None:
@@ -161,24 +169,27 @@ def test_long_prompt_is_prefilled_in_chunks_while_others_stream(loaded_tiny, cha
     long_prompt = engine.tokenize(chat_prompts[2]) * 40
     alone = engine.generate(_greedy(long_prompt, n=8))
     chunked = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefill_chunk=32, prefix_cache_bytes=0)
+    steps: list[set[int]] = []  # the requests that got a token, step by step (test hook, in the worker)
+    chunked.on_logits = lambda handles, logits: steps.append({handle.id for handle in handles})
     try:
         streaming = chunked.submit(GenerationRequest(chat_prompts[0], max_new_tokens=400, stop_token_ids=(-1,)))
-        times: list[float] = []
-        reader = threading.Thread(target=lambda: times.extend(time.perf_counter() for _ in streaming))
+        reader = threading.Thread(target=lambda: [_ for _ in streaming])
         reader.start()
-        while len(times) < 3:
+        while not steps:  # the stream is decoding
             time.sleep(0.001)
-        submitted = time.perf_counter()
+        passes_before, submitted_at = chunked.prefill_passes, len(steps)
         long = chunked.submit(_greedy(long_prompt, n=8))
         result = long.wait(60)
-        first_token_at = submitted + result.first_token_seconds
+        long_passes = chunked.prefill_passes - passes_before
         streaming.cancel()
         reader.join(30)
     finally:
         chunked.shutdown()
-    during = [t for t in times if submitted < t < first_token_at]
-    # one decode step per 32-token chunk; some steps add no text (incomplete UTF-8 held back)
-    assert len(during) >= len(long_prompt) // 32 // 2, "the running stream kept decoding during the long prefill"
+    first_long = next(i for i, ids in enumerate(steps) if long.id in ids)
+    during = sum(streaming.id in ids for ids in steps[submitted_at:first_long])
+    chunks = -(-len(long_prompt) // 32)
+    assert long_passes == chunks, "the long prompt was prefilled 32 tokens per pass"
+    assert during >= chunks - 2, f"the running stream decoded {during} steps during {chunks} prefill chunks"
     assert result.token_ids == alone.token_ids
 
 

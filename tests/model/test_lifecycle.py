@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from docmind.config import load_settings
-from docmind.model.errors import EngineStoppedError
+from docmind.model.errors import EngineStoppedError, ModelSwitchedError
 from docmind.model.lifecycle import ModelPhase, ModelState
 from docmind.model.requests import GenerationRequest
 from tests.fixtures.tiny_model import build_tiny_qwen3
@@ -84,3 +84,26 @@ def test_a_model_without_files_is_missing_and_never_loads(data_dir: Path, tmp_pa
     state.start_loading()
     status = state.wait_until_settled(5)
     assert status.phase is ModelPhase.MISSING and "nothing-here" in status.name and status.detail
+
+
+def test_an_answer_cut_by_a_switch_says_the_model_was_switched(data_dir: Path, tiny_model_dir: Path,
+                                                                wide_model_dir: Path, runtime_module,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer still running when the switch's drain time runs out ends saying why, not "engine shut down"."""
+    monkeypatch.setattr(runtime_module, "SWITCH_DRAIN_SECONDS", 0.3)
+    old = runtime_module.get_runtime(load_settings(model_path=tiny_model_dir, quantization="none"))
+    writing = threading.Event()
+    old.engine.on_logits = lambda handles, logits: writing.set()
+    endless = old.engine.submit(GenerationRequest("hello", max_new_tokens=100_000, stop_token_ids=(-1,)))
+    assert writing.wait(60)
+    runtime_module.get_runtime(load_settings(model_path=wide_model_dir, quantization="none"))
+    with pytest.raises(ModelSwitchedError) as cut:
+        endless.wait(30)
+    assert str(cut.value) == str(ModelSwitchedError()) and "model was switched" in str(cut.value)
+    with pytest.raises(ModelSwitchedError):  # a later step of the same answer (an agent's next call) too
+        old.engine.submit(GenerationRequest("hello", max_new_tokens=1))
+    current = runtime_module.get_runtime(load_settings(model_path=wide_model_dir, quantization="none"))
+    runtime_module.unload()
+    with pytest.raises(EngineStoppedError) as unloaded:  # a plain unload is no switch
+        current.engine.submit(GenerationRequest("hello", max_new_tokens=1))
+    assert not isinstance(unloaded.value, ModelSwitchedError)

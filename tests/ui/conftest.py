@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.server import wait_for_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -55,16 +55,12 @@ def start_server(
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        match = re.search(r"running at (http://\S+/)", log_path.read_text(errors="replace"))
-        if match:
-            return Server(match.group(1), process, data_dir, log_path)
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"docmind serve did not start:\n{log_path.read_text(errors='replace')}")
+    try:
+        url = wait_for_url(process, log_path, START_TIMEOUT)
+    except RuntimeError:
+        process.kill()
+        raise
+    return Server(url, process, data_dir, log_path)
 
 
 def stop_server(server: Server) -> None:
