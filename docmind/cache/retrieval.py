@@ -129,6 +129,7 @@ class Fusion:
     vector_weight: float = 1.0  # times the vector ranking's decisiveness share
     coverage_power: float = 1.0  # a BM25 hit's weight grows with the share of query terms it holds, to this power
     per_document: int = 1  # chunks of one file in the top results before other files' chunks come first
+    context_weight: float = 1.0  # BM25 weight of a match in the section context (title › headings); the text's is 1
 
 
 @dataclass
@@ -173,14 +174,17 @@ class Searcher:
             return []
         return self.fuse(found, k)
 
-    def candidates(self, query: str, pool: int, mode: SearchMode = "hybrid") -> Candidates | None:
+    def candidates(
+        self, query: str, pool: int, mode: SearchMode = "hybrid", fusion: Fusion | None = None
+    ) -> Candidates | None:
         """Each ranking's ``pool`` best passages (None: a vector search was asked of a stale library)."""
+        fusion = fusion or self.fusion
         keyword: list[Citation] | None = None
         vector: list[Citation] | None = None
         coverage: list[float] = []
         if mode in ("hybrid", "keyword"):
             terms = query_terms(query)
-            keyword = self._keyword(" ".join(sorted(terms)) or query, pool)
+            keyword = self._keyword(" ".join(sorted(terms)) or query, pool, fusion.context_weight)
             coverage = self._term_coverage(terms, keyword)
         if mode in ("hybrid", "vector"):
             if self._embeddings_match():
@@ -205,8 +209,8 @@ class Searcher:
         ranked = reciprocal_rank_fusion([keyword, vector], weights, k=fusion.rrf_k)
         return cap_per_document(ranked, fusion.per_document)[:k]
 
-    def _keyword(self, query: str, top_k: int) -> list[Citation]:
-        result = self.store.text_search(query, top_k)
+    def _keyword(self, query: str, top_k: int, context_weight: float) -> list[Citation]:
+        result = self.store.text_search(query, top_k, context_weight=context_weight)
         return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
 
     def _term_coverage(self, terms: set[str], hits: list[Citation]) -> list[float]:

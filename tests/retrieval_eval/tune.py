@@ -27,6 +27,7 @@ GRID = {
     "keyword_weight": [0.25, 0.5, 1.0, 2.0],
     "coverage_power": [0.0, 1.0, 2.0],
     "per_document": [0, 1, 2, 3],
+    "context_weight": [0.0, 1.0, 2.0, 4.0],
 }
 
 
@@ -47,13 +48,16 @@ def main() -> None:
     args = parser.parse_args()
     questions = load_questions("dev")
     searchers = {corpus: Searcher(load_settings(data_dir=args.work / "docmind" / corpus)) for corpus in CORPORA}
-    found = {q.id: searchers[q.corpus].candidates(q.question, 4 * TOP) for q in questions}
+    found = {  # the keyword ranking depends on the context weight only; the rest is fusion
+        (weight, q.id): searchers[q.corpus].candidates(q.question, 4 * TOP, fusion=Fusion(context_weight=weight))
+        for weight in GRID["context_weight"] for q in questions
+    }
     results = []
     for values in itertools.product(*GRID.values()):
         fusion = Fusion(**dict(zip(GRID, values)))
         ranks = {}
         for q in questions:
-            hits = searchers[q.corpus].fuse(found[q.id], TOP, fusion)
+            hits = searchers[q.corpus].fuse(found[fusion.context_weight, q.id], TOP, fusion)
             ranks[q.id] = rank_of(q, [Hit(Path(c.source).name, c.page) for c in hits])
         figures = breakdown(questions, ranks)
         results.append({"fusion": asdict(fusion), "objective": objective(figures), **figures})
