@@ -24,8 +24,11 @@ log = logging.getLogger(__name__)
 
 SEARCH_K = 5
 MIN_RELEVANCE = 0.35
-"""Cosine similarity (all-MiniLM-L6-v2) below which a passage is not shown as a source; calibrated on the
-dev half of tests/retrieval_eval (no-answer questions against answerable ones, see bench_retrieval.py)."""
+"""Relevance (see ``DocumentSearch._relevance``) below which a passage is not shown as a source; calibrated
+on the dev half of tests/retrieval_eval (no-answer questions against answerable ones, see tune.py)."""
+UNKNOWN_TERM_PENALTY = 0.3
+"""Relevance lost by every passage when all of the query's keyword terms are missing from the library
+(in proportion to the share missing); calibrated with ``MIN_RELEVANCE``."""
 NOTHING_FOUND = "No relevant passages were found in the user's documents."
 NO_DOCUMENTS = "No documents are loaded in DocMind yet."
 
@@ -48,12 +51,14 @@ class DocumentSearch:
         question: str,
         k: int = SEARCH_K,
         min_relevance: float = MIN_RELEVANCE,
+        unknown_term_penalty: float = UNKNOWN_TERM_PENALTY,
     ) -> None:
         self.searcher = searcher
         self.passages = passages
         self.question = question
         self.k = k
         self.min_relevance = min_relevance
+        self.unknown_term_penalty = unknown_term_penalty
 
     def has_documents(self) -> bool:
         return bool(self.searcher.db.read("SELECT 1 FROM chunks LIMIT 1"))
@@ -73,7 +78,8 @@ class DocumentSearch:
         return await asyncio.to_thread(self.search, query)
 
     def _relevance(self, query: str, found: list[Citation]) -> list[float]:
-        """Cosine similarity of each passage to ``query`` from the stored embeddings.
+        """Each passage's relevance to ``query``: its cosine similarity, less ``unknown_term_penalty``
+        times the share of the query's terms that the library never contains.
 
         When the library was embedded by another model, only keyword matches were found, and
         they are kept (they contain the query's words).
@@ -91,7 +97,8 @@ class DocumentSearch:
             VectorStoreQuery(query_embedding=embedding, similarity_top_k=len(ids), node_ids=ids)
         )
         cosine = dict(zip(result.ids or [], result.similarities or []))
-        return [float(cosine.get(c.chunk_id, 0.0)) for c in found]
+        penalty = self.unknown_term_penalty * self.searcher.unknown_term_share(query)
+        return [float(cosine.get(c.chunk_id, 0.0)) - penalty for c in found]
 
     def query_from(self, kwargs: dict[str, Any]) -> str:
         """The search text from whatever arguments the model produced."""

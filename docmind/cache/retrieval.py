@@ -223,11 +223,8 @@ class Searcher:
         if not hits:
             return []
         chunks = self.db.read("SELECT COUNT(*) FROM chunks")[0][0]
-        idf = {}
-        for term in terms:
-            found = self.db.read("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_query(term),))[0][0]
-            if found:
-                idf[term] = math.log(1 + (chunks - found + 0.5) / (found + 0.5))
+        idf = {term: math.log(1 + (chunks - found + 0.5) / (found + 0.5))
+               for term, found in self._chunk_counts(terms).items() if found}
         if not idf:
             return [0.0] * len(hits)
         total = sum(idf.values()) * (1 + (len(terms) - len(idf)) / len(idf))
@@ -243,6 +240,19 @@ class Searcher:
             for row in rows:
                 matched[row[0]] += weight
         return [matched[chunk_id] / total for chunk_id in ids]
+
+    def unknown_term_share(self, query: str) -> float:
+        """The share of the query's keyword terms that no chunk of the library contains (0 when it has none).
+
+        A question about something the documents never mention ("pandas", "keychain") usually names it.
+        """
+        counts = self._chunk_counts(query_terms(query))
+        return sum(1 for found in counts.values() if not found) / len(counts) if counts else 0.0
+
+    def _chunk_counts(self, terms: set[str]) -> dict[str, int]:
+        """How many chunks contain each term (matched by FTS5, so stemmed as in the BM25 ranking)."""
+        return {term: self.db.read("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_query(term),))[0][0]
+                for term in terms}
 
     def _vector(self, query: str, top_k: int) -> list[Citation]:
         embedding = load_embed_model(self.model_path).get_query_embedding(query)
