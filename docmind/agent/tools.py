@@ -23,7 +23,7 @@ from docmind.cache.retrieval import Citation, Searcher
 log = logging.getLogger(__name__)
 
 SEARCH_K = 5
-MIN_RELEVANCE = 0.35
+MIN_RELEVANCE = 0.32
 """Relevance (see ``DocumentSearch._relevance``) below which a passage is not shown as a source; calibrated
 on the dev half of tests/retrieval_eval (no-answer questions against answerable ones, see tune.py)."""
 UNKNOWN_TERM_PENALTY = 0.3
