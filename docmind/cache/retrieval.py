@@ -127,7 +127,7 @@ class Fusion:
     rrf_k: int = 30
     keyword_weight: float = 0.25  # times the BM25 ranking's decisiveness share
     vector_weight: float = 1.0  # times the vector ranking's decisiveness share
-    coverage_power: float = 0.0  # a BM25 hit's weight grows with the share of query terms it holds, to this power
+    coverage_power: float = 0.5  # a BM25 hit's weight grows with the share of query terms it holds, to this power
     per_document: int = 1  # chunks of one file in the top results before other files' chunks come first
     context_weight: float = 1.0  # BM25 weight of a match in the section context (title › headings); the text's is 1
 

@@ -25,7 +25,7 @@ from tests.retrieval_eval.fetch_corpora import CORPORA, default_dest  # noqa: E4
 GRID = {
     "rrf_k": [10, 30, 60],
     "keyword_weight": [0.25, 0.5, 1.0, 2.0],
-    "coverage_power": [0.0, 1.0, 2.0],
+    "coverage_power": [0.0, 0.5, 1.0, 2.0],
     "per_document": [0, 1, 2, 3],
     "context_weight": [0.0, 1.0, 2.0, 4.0],
 }
