@@ -23,9 +23,12 @@ from docmind.cache.retrieval import Citation, Searcher
 log = logging.getLogger(__name__)
 
 SEARCH_K = 5
-MIN_RELEVANCE = 0.35
-"""Cosine similarity (all-MiniLM-L6-v2) below which a passage is not shown as a source; calibrated on the
-dev half of tests/retrieval_eval (no-answer questions against answerable ones, see bench_retrieval.py)."""
+MIN_RELEVANCE = 0.32
+"""Relevance (see ``DocumentSearch._relevance``) below which a passage is not shown as a source; calibrated
+on the dev half of tests/retrieval_eval (no-answer questions against answerable ones, see tune.py)."""
+UNKNOWN_TERM_PENALTY = 0.3
+"""Relevance lost by every passage when all of the query's keyword terms are missing from the library
+(in proportion to the share missing); calibrated with ``MIN_RELEVANCE``."""
 NOTHING_FOUND = "No relevant passages were found in the user's documents."
 NO_DOCUMENTS = "No documents are loaded in DocMind yet."
 
@@ -49,6 +52,7 @@ class DocumentSearch:
         k: int = SEARCH_K,
         min_relevance: float = MIN_RELEVANCE,
         scope: Scope | None = None,
+        unknown_term_penalty: float = UNKNOWN_TERM_PENALTY,
     ) -> None:
         self.searcher = searcher
         self.passages = passages
@@ -56,6 +60,7 @@ class DocumentSearch:
         self.k = k
         self.min_relevance = min_relevance
         self.scope = scope or Scope()
+        self.unknown_term_penalty = unknown_term_penalty
 
     def has_documents(self) -> bool:
         """True when the chat's scope (all documents, or its collections) holds any passage."""
@@ -82,7 +87,8 @@ class DocumentSearch:
         return await asyncio.to_thread(self.search, query)
 
     def _relevance(self, query: str, found: list[Citation]) -> list[float]:
-        """Cosine similarity of each passage to ``query`` from the stored embeddings.
+        """Each passage's relevance to ``query``: its cosine similarity, less ``unknown_term_penalty``
+        times the share of the query's terms that the library never contains.
 
         When the library was embedded by another model, only keyword matches were found, and
         they are kept (they contain the query's words).
@@ -100,7 +106,8 @@ class DocumentSearch:
                              node_ids=ids)
         )
         cosine = dict(zip(result.ids or [], result.similarities or []))
-        return [float(cosine.get(c.chunk_id, 0.0)) for c in found]
+        penalty = self.unknown_term_penalty * self.searcher.unknown_term_share(query)
+        return [float(cosine.get(c.chunk_id, 0.0)) - penalty for c in found]
 
     def query_from(self, kwargs: dict[str, Any]) -> str:
         """The search text from whatever arguments the model produced."""

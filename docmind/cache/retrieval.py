@@ -127,11 +127,12 @@ class Fusion:
     """How the two rankings are combined; the defaults were chosen on the development questions of
     ``tests/retrieval_eval`` (see ``tests/benchmarks/bench_retrieval.py``)."""
 
-    rrf_k: int = 10
+    rrf_k: int = 30
     keyword_weight: float = 0.25  # times the BM25 ranking's decisiveness share
     vector_weight: float = 1.0  # times the vector ranking's decisiveness share
-    coverage_power: float = 1.0  # a BM25 hit's weight grows with the share of query terms it holds, to this power
+    coverage_power: float = 0.5  # a BM25 hit's weight grows with the share of query terms it holds, to this power
     per_document: int = 1  # chunks of one file in the top results before other files' chunks come first
+    context_weight: float = 1.0  # BM25 weight of a match in the section context (title › headings); the text's is 1
 
 
 @dataclass
@@ -184,15 +185,17 @@ class Searcher:
         return self.fuse(found, k)
 
     def candidates(
-        self, query: str, pool: int, mode: SearchMode = "hybrid", collections: Sequence[int] | None = None
+        self, query: str, pool: int, mode: SearchMode = "hybrid", collections: Sequence[int] | None = None,
+        fusion: Fusion | None = None,
     ) -> Candidates | None:
         """Each ranking's ``pool`` best passages (None: a vector search was asked of a stale library)."""
+        fusion = fusion or self.fusion
         keyword: list[Citation] | None = None
         vector: list[Citation] | None = None
         coverage: list[float] = []
         if mode in ("hybrid", "keyword"):
             terms = query_terms(query)
-            keyword = self._keyword(" ".join(sorted(terms)) or query, pool, collections)
+            keyword = self._keyword(" ".join(sorted(terms)) or query, pool, fusion.context_weight, collections)
             coverage = self._term_coverage(terms, keyword)
         if mode in ("hybrid", "vector"):
             if self._embeddings_match():
@@ -217,8 +220,9 @@ class Searcher:
         ranked = reciprocal_rank_fusion([keyword, vector], weights, k=fusion.rrf_k)
         return cap_per_document(ranked, fusion.per_document)[:k]
 
-    def _keyword(self, query: str, top_k: int, collections: Sequence[int] | None = None) -> list[Citation]:
-        result = self.store.text_search(query, top_k, collections=collections)
+    def _keyword(self, query: str, top_k: int, context_weight: float,
+                 collections: Sequence[int] | None = None) -> list[Citation]:
+        result = self.store.text_search(query, top_k, collections=collections, context_weight=context_weight)
         return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
 
     def _term_coverage(self, terms: set[str], hits: list[Citation]) -> list[float]:
@@ -231,11 +235,8 @@ class Searcher:
         if not hits:
             return []
         chunks = self.db.read("SELECT COUNT(*) FROM chunks")[0][0]
-        idf = {}
-        for term in terms:
-            found = self.db.read("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_query(term),))[0][0]
-            if found:
-                idf[term] = math.log(1 + (chunks - found + 0.5) / (found + 0.5))
+        idf = {term: math.log(1 + (chunks - found + 0.5) / (found + 0.5))
+               for term, found in self._chunk_counts(terms).items() if found}
         if not idf:
             return [0.0] * len(hits)
         total = sum(idf.values()) * (1 + (len(terms) - len(idf)) / len(idf))
@@ -251,6 +252,19 @@ class Searcher:
             for row in rows:
                 matched[row[0]] += weight
         return [matched[chunk_id] / total for chunk_id in ids]
+
+    def unknown_term_share(self, query: str) -> float:
+        """The share of the query's keyword terms that no chunk of the library contains (0 when it has none).
+
+        A question about something the documents never mention ("pandas", "keychain") usually names it.
+        """
+        counts = self._chunk_counts(query_terms(query))
+        return sum(1 for found in counts.values() if not found) / len(counts) if counts else 0.0
+
+    def _chunk_counts(self, terms: set[str]) -> dict[str, int]:
+        """How many chunks contain each term (matched by FTS5, so stemmed as in the BM25 ranking)."""
+        return {term: self.db.read("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_query(term),))[0][0]
+                for term in terms}
 
     def _embed_query(self, query: str) -> list[float]:
         return load_embed_model(self.model_path).get_query_embedding(query)

@@ -229,9 +229,45 @@ def m005_users_and_session_owners(conn: sqlite3.Connection) -> None:
     )
 
 
+def m006_chunks_fts_context(conn: sqlite3.Connection) -> None:
+    """Index each chunk's section context (title › headings) in its own FTS5 column, so BM25 can weigh a
+    match in the headings apart from one in the body (``bm25(chunks_fts, body, context)``).
+
+    ``chunks.context`` is a virtual column over the metadata the chunk already stores, so nothing is
+    written twice and existing chunks get their context without re-ingesting.
+    """
+    _run_script(
+        conn,
+        """
+        ALTER TABLE chunks ADD COLUMN context TEXT GENERATED ALWAYS AS (json_extract(metadata, '$.context')) VIRTUAL;
+        DROP TRIGGER chunks_ai;
+        DROP TRIGGER chunks_ad;
+        DROP TRIGGER chunks_au;
+        DROP TABLE chunks_fts;
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, context, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text, context) VALUES (new.id, new.text, new.context);
+            UPDATE counters SET value = value + 1 WHERE name = 'chunks';
+        END;
+        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text, context) VALUES ('delete', old.id, old.text, old.context);
+            UPDATE counters SET value = value + 1 WHERE name = 'chunks';
+        END;
+        CREATE TRIGGER chunks_au AFTER UPDATE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text, context) VALUES ('delete', old.id, old.text, old.context);
+            INSERT INTO chunks_fts(rowid, text, context) VALUES (new.id, new.text, new.context);
+            UPDATE counters SET value = value + 1 WHERE name = 'chunks';
+        END;
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial, m002_chunks_fts_porter, m003_kv_rowid_table, m004_collections_and_watched_folders,
-    m005_users_and_session_owners,
+    m005_users_and_session_owners, m006_chunks_fts_context,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -181,8 +181,11 @@ class SQLiteVectorStore(BasePydanticVectorStore):
         top_k: int,
         filters: MetadataFilters | None = None,
         collections: Sequence[int] | None = None,
+        *,
+        context_weight: float = 1.0,
     ) -> VectorStoreQueryResult:
-        """BM25 over the chunk text (FTS5); any word matches, punctuation in ``query`` is harmless.
+        """BM25 over the chunk text and its section context (FTS5); any word matches, punctuation in
+        ``query`` is harmless. A match in the context counts ``context_weight`` times one in the text.
 
         Similarities are ``-bm25()``: higher is better, comparable only within one query. ``collections``
         (collection ids) ranks only their documents' chunks.
@@ -190,11 +193,12 @@ class SQLiteVectorStore(BasePydanticVectorStore):
         match = fts_query(query)
         if not match or top_k <= 0:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        score = f"bm25(chunks_fts, 1.0, {float(context_weight)!r})"
         if (filters is None or not filters.filters) and collections is None:  # 3x faster than joining first
-            sql, params = "SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?", ()
+            sql, params = f"SELECT rowid, {score} AS score FROM chunks_fts WHERE chunks_fts MATCH ?", ()
         else:
             where, params = _where(filters, table="c", collections=collections)
-            sql = f"""SELECT c.id, bm25(chunks_fts) AS score FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+            sql = f"""SELECT c.id, {score} AS score FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
                       WHERE chunks_fts MATCH ? AND {where}"""
         rows = self._db.read(f"{sql} ORDER BY score LIMIT ?", (match, *params, top_k))
         return self._result([row[0] for row in rows], [-row[1] for row in rows])

@@ -143,3 +143,25 @@ def test_decisiveness_and_list_weights() -> None:
     # keyword: a lone hit, decisiveness 1; vector: (0.6 - 0.58) / 0.6 = 1/30; weights 2·1/(31/30) and 2·(1/30)/(31/30)
     assert list_weights([10.0], [0.6, 0.59, 0.59, 0.58, 0.58]) == pytest.approx((1.935484, 0.064516), abs=1e-6)
     assert list_weights([5.0, 5.0, 5.0, 5.0, 5.0], [0.5, 0.5, 0.5, 0.5, 0.5]) == (1.0, 1.0)
+
+
+def test_unknown_term_share_counts_the_query_words_no_chunk_contains(settings: Settings) -> None:
+    searcher = Searcher(settings)
+    assert searcher.unknown_term_share("descaling the steam wand") == 0.0  # "descaling" stems like the text
+    assert searcher.unknown_term_share("descale the submarine") == pytest.approx(0.5)
+    assert searcher.unknown_term_share("submarine propeller torque") == 1.0
+    assert searcher.unknown_term_share("the of and") == 0.0  # only stop words: nothing to judge by
+
+
+def test_a_question_about_words_the_library_lacks_loses_relevance(settings: Settings) -> None:
+    from docmind.agent.citations import TurnPassages
+    from docmind.agent.tools import DocumentSearch
+
+    question = "How do I descale the machine with pandas?"  # "pandas": 1 of 3 terms unknown
+    def scores(penalty: float) -> list[float]:
+        search = DocumentSearch(Searcher(settings), TurnPassages(), question, min_relevance=float("-inf"),
+                                unknown_term_penalty=penalty)
+        return [p.score for p in search.search(question)]
+
+    plain, penalised = scores(0.0), scores(0.3)
+    assert plain and penalised == pytest.approx([score - 0.1 for score in plain])

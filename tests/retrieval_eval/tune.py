@@ -3,8 +3,8 @@
 Run ``tests/benchmarks/bench_retrieval.py --split dev`` first (it builds the libraries), then
 ``python tests/retrieval_eval/tune.py [--work DIR]``. It never reads the held-out half. It prints JSON:
 every fusion setting of a small global grid with its dev figures (overall, and the worst corpus and
-question type), best first, and the relevance thresholds with the share of no-answer questions
-flagged and of answerable ones still answered.
+question type), best first, and the relevance thresholds (for several unknown-term penalties) with the
+share of no-answer questions flagged and of answerable ones still answered.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from tests.retrieval_eval.fetch_corpora import CORPORA, default_dest  # noqa: E4
 GRID = {
     "rrf_k": [10, 30, 60],
     "keyword_weight": [0.25, 0.5, 1.0, 2.0],
-    "coverage_power": [0.0, 1.0, 2.0],
+    "coverage_power": [0.0, 0.5, 1.0, 2.0],
     "per_document": [0, 1, 2, 3],
+    "context_weight": [0.0, 1.0, 2.0, 4.0],
 }
+PENALTIES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 
 
 def objective(figures: dict) -> float:
@@ -47,13 +49,16 @@ def main() -> None:
     args = parser.parse_args()
     questions = load_questions("dev")
     searchers = {corpus: Searcher(load_settings(data_dir=args.work / "docmind" / corpus)) for corpus in CORPORA}
-    found = {q.id: searchers[q.corpus].candidates(q.question, 4 * TOP) for q in questions}
+    found = {  # the keyword ranking depends on the context weight only; the rest is fusion
+        (weight, q.id): searchers[q.corpus].candidates(q.question, 4 * TOP, fusion=Fusion(context_weight=weight))
+        for weight in GRID["context_weight"] for q in questions
+    }
     results = []
     for values in itertools.product(*GRID.values()):
         fusion = Fusion(**dict(zip(GRID, values)))
         ranks = {}
         for q in questions:
-            hits = searchers[q.corpus].fuse(found[q.id], TOP, fusion)
+            hits = searchers[q.corpus].fuse(found[fusion.context_weight, q.id], TOP, fusion)
             ranks[q.id] = rank_of(q, [Hit(Path(c.source).name, c.page) for c in hits])
         figures = breakdown(questions, ranks)
         results.append({"fusion": asdict(fusion), "objective": objective(figures), **figures})
@@ -64,25 +69,29 @@ def main() -> None:
 
 
 def thresholds(questions: list, searchers: dict, k: int) -> list[dict]:
-    """For each candidate threshold: the share of no-answer questions flagged and of answerable ones answered."""
+    """For each unknown-term penalty and candidate threshold: the share of no-answer questions flagged
+    and of answerable ones still answered."""
     from docmind.agent.citations import TurnPassages
     from docmind.agent.tools import DocumentSearch
 
-    best = {}
-    for q in questions:
-        search = DocumentSearch(searchers[q.corpus], TurnPassages(), q.question, k=k, min_relevance=float("-inf"))
-        best[q.id] = max((p.score for p in search.search(q.question)), default=float("-inf"))
+    no_answer = [q for q in questions if q.type == "no_answer"]
+    answerable = [q for q in questions if q.type != "no_answer"]
     rows = []
-    for step in range(10, 61):
-        threshold = step / 100
-        flagged = {q.id for q in questions if best[q.id] < threshold}
-        no_answer = [q for q in questions if q.type == "no_answer"]
-        answerable = [q for q in questions if q.type != "no_answer"]
-        rows.append({
-            "threshold": threshold,
-            "no_answer_recall": round(sum(q.id in flagged for q in no_answer) / len(no_answer), 3),
-            "answerable_answered": round(sum(q.id not in flagged for q in answerable) / len(answerable), 3),
-        })
+    for penalty in PENALTIES:
+        best = {}
+        for q in questions:
+            search = DocumentSearch(searchers[q.corpus], TurnPassages(), q.question, k=k,
+                                    min_relevance=float("-inf"), unknown_term_penalty=penalty)
+            best[q.id] = max((p.score for p in search.search(q.question)), default=float("-inf"))
+        for step in range(10, 61):
+            threshold = step / 100
+            flagged = {q.id for q in questions if best[q.id] < threshold}
+            rows.append({
+                "unknown_term_penalty": penalty,
+                "threshold": threshold,
+                "no_answer_recall": round(sum(q.id in flagged for q in no_answer) / len(no_answer), 3),
+                "answerable_answered": round(sum(q.id not in flagged for q in answerable) / len(answerable), 3),
+            })
     return rows
 
 
