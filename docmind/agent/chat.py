@@ -57,7 +57,7 @@ from docmind.agent.turns import SessionLock, TurnRecorder
 from docmind.cache.collections import resolve_scope, session_scope, set_session_scope
 from docmind.cache.retrieval import Searcher
 from docmind.config import Settings, load_settings
-from docmind.model.errors import ModelError, ModelSwitchedError
+from docmind.model.errors import ModelError, ModelSwitchedError, PromptTooLongError
 from docmind.model.thinking import split_thinking, thinking_budget
 from docmind.storage import open_database
 from docmind.storage.chat import SQLiteChatStore
@@ -69,6 +69,11 @@ MAX_ITERATIONS = 4
 REACT_GAVE_UP = "Max iterations of"
 """How LlamaIndex's ``WorkflowRuntimeError`` starts when the ReAct loop ran out of iterations."""
 RESERVED_TOKENS = 3072
+FALLBACK_PASSAGES = 5
+"""Passages a direct answer reads at most: the agent may have read many more than fit in one prompt."""
+FALLBACK_FORMAT = "The model did not follow the agent format; it answered directly instead."
+FALLBACK_TOO_LONG = ("The passages the model read outgrew its context, so it answered directly from the "
+                     "most relevant ones.")
 """Context kept free of history: system prompt, tool descriptions, scratchpad and the answer."""
 MAX_QUESTION_CHARS = 20000
 """Without a model to count tokens, a question longer than this is refused."""
@@ -453,7 +458,7 @@ class ChatService:
                       else f"{search.nothing_to_search()} {NOTICE_MODEL_ALONE}")
             turn.notices.append(notice)
             yield Notice("no-documents", notice)
-        failure: WorkflowRuntimeError | None = None
+        failure: Exception | None = None
         try:
             async for event in self._agent(turn, search, model, history):
                 yield event
@@ -461,6 +466,10 @@ class ChatService:
             if not _is_malformed_react(error):
                 raise
             failure = error
+        except PromptTooLongError as error:
+            if not turn.passages.passages:  # nothing found to answer from: the question itself does not fit
+                raise
+            failure = error  # the agent's notes (passages it read) outgrew the context
         if failure is None and turn.answer.strip():
             if turn.passages.searched and not turn.passages.passages and has_documents:
                 turn.notices.append(NOTICE_NOTHING_FOUND)
@@ -470,7 +479,8 @@ class ChatService:
         if turn.answer:
             yield AnswerReset()
             turn.answer = ""
-        async for event in self._fallback(turn, search, model, history, has_documents):
+        notice = FALLBACK_TOO_LONG if isinstance(failure, PromptTooLongError) else FALLBACK_FORMAT
+        async for event in self._fallback(turn, search, model, history, has_documents, notice):
             yield event
 
     async def _agent(
@@ -523,9 +533,11 @@ class ChatService:
         model: ModelHandle,
         history: list[ChatMessage],
         has_documents: bool,
+        notice: str,
     ) -> AsyncIterator[ChatEvent]:
-        """One direct answer from the passages; if even that fails, the passages themselves."""
-        passages: list[Passage] = turn.passages.passages
+        """One direct answer from the passages (the first ``FALLBACK_PASSAGES`` found, so the prompt stays
+        within the context); if even that fails, the passages themselves. ``notice`` says why."""
+        passages: list[Passage] = turn.passages.passages[:FALLBACK_PASSAGES]
         if has_documents and not passages:
             passages = await search.asearch(turn.question)
         if has_documents and not passages:
@@ -537,7 +549,7 @@ class ChatService:
         else:
             messages = [ChatMessage(role="system", content=NO_PASSAGES_PROMPT), *history,
                         ChatMessage(role="user", content=turn.question)]
-        yield Notice("fallback", "The model did not follow the agent format; it answered directly instead.")
+        yield Notice("fallback", notice)
         splitter = StepSplitter()
         stream = await model.llm.astream_chat(messages)
         async for chunk in stream:

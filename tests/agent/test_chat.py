@@ -9,7 +9,9 @@ import traceback
 
 import pytest
 
-from docmind.agent.chat import APP_WORDING, ChatService, EmptyQuestionError, QuestionTooLongError
+from docmind.agent.chat import (
+    APP_WORDING, FALLBACK_TOO_LONG, ChatService, EmptyQuestionError, QuestionTooLongError,
+)
 from docmind.agent.events import (
     AnswerToken,
     Citations,
@@ -96,6 +98,20 @@ async def test_invalid_react_falls_back_to_passages(settings_with_library):
     assert "Passages:" in llm.calls[3][-1].content and "[1] (report.md)" in llm.calls[3][-1].content
     assert done.answer == direct and done.citations[0].source.endswith("report.md")
     assert any(isinstance(e, Notice) and e.kind == "fallback" for e in events)
+
+
+async def test_notes_that_outgrow_the_context_fall_back_to_the_passages_found(settings_with_library):
+    """The agent's scratchpad (the passages it read) is not bounded by the history budget; when its next
+    prompt no longer fits (seen in the soak on a 4,096-token model), answer from what it found."""
+    direct = "Revenue grew by 12 percent [1]."
+    too_long = PromptTooLongError("The prompt is 4457 tokens but the model's context holds 4096.")
+    service, llm = scripted_service(settings_with_library, SEARCH, too_long, direct)
+    events = await run_turn(service, None, "How much did revenue grow?")
+    done = _done(events)
+    assert done.mode == "fallback" and done.answer == direct and len(llm.calls) == 3
+    assert "Passages:" in llm.calls[2][-1].content and done.citations[0].source.endswith("report.md")
+    assert [e.text for e in events if isinstance(e, Notice) and e.kind == "fallback"] == [FALLBACK_TOO_LONG]
+    assert not any(isinstance(e, TurnFailed) for e in events)
 
 
 @pytest.mark.parametrize("error", [EngineStoppedError("The engine was shut down."), ModelSwitchedError(),
