@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError
@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # decode speed, see docmind.model.thinking.thinking_budget; 0: never think)
     thinking_budget: int | None = Field(default=None, ge=0)
     embed_model_path: Path | None = None
+    embed_backend: Literal["onnx-int8", "torch"] = "onnx-int8"  # see docmind.cache.embeddings
+    ocr: bool = True  # read scanned PDF pages and image files with local OCR
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000
     host: str = "127.0.0.1"

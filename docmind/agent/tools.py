@@ -85,7 +85,8 @@ class DocumentSearch:
         )[0][0]
         if stale:
             return [1.0] * len(found)
-        embedding = load_embed_model(self.searcher.model_path).get_query_embedding(query)
+        embed_model = load_embed_model(self.searcher.model_path, self.searcher.settings.embed_backend)
+        embedding = embed_model.get_query_embedding(query)
         ids = [c.chunk_id for c in found]
         result = self.searcher.store.query(
             VectorStoreQuery(query_embedding=embedding, similarity_top_k=len(ids), node_ids=ids)

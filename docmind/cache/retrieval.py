@@ -161,7 +161,7 @@ class Searcher:
         self.db = db or open_database(self.settings.db_path)
         self.store = SQLiteVectorStore(self.db)
         self.model_path = default_embed_model_path(self.settings.embed_model_path)
-        self.identity = embed_model_identity(self.model_path)
+        self.identity = embed_model_identity(self.model_path, self.settings.embed_backend)
         self.fusion = fusion or Fusion()
 
     def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid") -> list[Citation]:
@@ -241,7 +241,7 @@ class Searcher:
         return [matched[chunk_id] / total for chunk_id in ids]
 
     def _vector(self, query: str, top_k: int) -> list[Citation]:
-        embedding = load_embed_model(self.model_path).get_query_embedding(query)
+        embedding = load_embed_model(self.model_path, self.settings.embed_backend).get_query_embedding(query)
         result = self.store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=top_k))
         return [_citation(node, score) for node, score in zip(result.nodes or [], result.similarities or [])]
 
