@@ -24,7 +24,7 @@ from docmind.cache.discovery import FileFailure, discover
 from docmind.cache.documents import remove_document
 from docmind.cache.embedding_cache import prune_embedding_cache
 from docmind.cache.embeddings import default_embed_model_path, embed_model_identity
-from docmind.cache.readers import PagedFile, Section, UnreadableFileError, open_file
+from docmind.cache.readers import Section, UnreadableFileError, open_file
 from docmind.config import Settings, load_settings
 from docmind.storage import Database, open_database
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from llama_index.core.schema import TextNode
 
     from docmind.cache.pipeline import CachedEmbedding, FileChunks
+    from docmind.cache.readers import PagedFile
 
 log = logging.getLogger(__name__)
 
@@ -330,13 +331,13 @@ class Ingestor:
 
     def _open_if_changed(self, path: Path) -> _File | None:
         """The file opened for reading, or None when its content and embedding model are unchanged (no parsing then)."""
-        from docmind.cache.pipeline import FileChunks
-
         data, mtime = _read_checked(path, self.settings.max_file_size_mb)
         digest = hashlib.sha256(data).hexdigest()
         known = self._known(str(path))
         if known and known.sha256 == digest and known.size == len(data) and known.embed_model == self.identity:
             return None
+        from docmind.cache.pipeline import FileChunks
+
         opened = open_file(data, path, ocr=self.settings.ocr)
         return _File(path, digest, len(data), mtime, known is not None, opened, FileChunks(path, opened.title))
 
@@ -350,6 +351,7 @@ class Ingestor:
             from llama_index.core.ingestion import IngestionCache
 
             from docmind.cache.pipeline import CachedEmbedding, FileChunks
+    from docmind.cache.readers import PagedFile
             from docmind.storage.kv import SQLiteKVStore
 
             cache = IngestionCache(cache=SQLiteKVStore(self.db), collection="embeddings")

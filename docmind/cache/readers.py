@@ -148,9 +148,14 @@ def _image_pages(image, frames: int) -> Iterator[Section]:
         page = index + 1 if frames > 1 else None
         try:
             image.seek(index)
+            image.load()
+        except (OSError, ValueError) as error:  # a damaged or truncated frame fails alone
+            yield Section("", page, error=f"unreadable image data: {error}")
+            continue
+        try:
             yield Section(recognize(image), page)
-        except (OcrError, OSError, ValueError) as error:  # a truncated frame fails alone
-            yield Section("", page, error=str(error) if isinstance(error, OcrError) else f"unreadable image: {error}")
+        except OcrError as error:
+            yield Section("", page, error=str(error))
 
 
 def _pdf_title(reader) -> str:

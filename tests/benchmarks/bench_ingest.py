@@ -161,7 +161,7 @@ def build_corpus(folder: Path, files: int, seed: int = 7) -> list[Question]:
             paragraphs[at] = ". ".join(sentences)
         write(folder / f"{domain}-{index:03}.{kind}", kind, f"{domain.title()} notes {index}", paragraphs)
     (folder / ".hidden-notes.txt").write_text("hidden")
-    (folder / "scan.jpg").write_bytes(b"\xff\xd8\xff")
+    (folder / "song.mp3").write_bytes(b"ID3")
     return questions
 
 
