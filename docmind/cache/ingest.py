@@ -350,8 +350,7 @@ class Ingestor:
         if self._embedder is None:
             from llama_index.core.ingestion import IngestionCache
 
-            from docmind.cache.pipeline import CachedEmbedding, FileChunks
-    from docmind.cache.readers import PagedFile
+            from docmind.cache.pipeline import CachedEmbedding
             from docmind.storage.kv import SQLiteKVStore
 
             cache = IngestionCache(cache=SQLiteKVStore(self.db), collection="embeddings")
