@@ -269,11 +269,11 @@ class Ingestor:
 
     def _flush(self, batch: _Batch, run: _Run) -> None:
         """Chunk and embed the batch's windows together, then store each file read to its end, in its own transaction."""
-        from docmind.cache.pipeline import chunk_sections
-
         pieces = [(file.chunking, sections) for file, sections in batch.pieces.values()]
         files = [file for file, _ in batch.pieces.values()]
         if pieces:
+            from docmind.cache.pipeline import chunk_sections
+
             current = str(files[-1].path)
             self.embedder.on_batch(lambda count: run.notify(current, "embedding", count))
             try:

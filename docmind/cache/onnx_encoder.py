@@ -3,7 +3,7 @@
 The model is exported once per machine from its own weights (``torch.onnx``, then ONNX Runtime's
 dynamic int8 quantization of its matrix multiplications, per output channel) into the user's cache
 folder, named by the model's identity, so another model or variant is exported anew. Vectors are
-mean-pooled and normalised like sentence-transformers does, and keep a cosine above 0.99 with torch's.
+mean-pooled and normalised as sentence-transformers does, and keep a cosine above 0.99 with torch's.
 ``OnnxEmbedding`` is a LlamaIndex embedding, so search and the agent use it like the torch one.
 """
 
@@ -118,28 +118,17 @@ class OnnxEmbedding(BaseEmbedding):
         return "OnnxEmbedding"
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
-        """Embed ``texts`` in batches of similar length, so little compute goes on padding."""
-        encodings = self._tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda index: len(encodings[index].ids))
-        vectors = np.zeros((len(texts), 0), dtype=np.float32)
-        for start in range(0, len(order), self.embed_batch_size):
-            rows = order[start : start + self.embed_batch_size]
-            width = max(len(encodings[row].ids) for row in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for line, row in enumerate(rows):
-                length = len(encodings[row].ids)
-                ids[line, :length] = encodings[row].ids
-                mask[line, :length] = 1
-            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                              "token_type_ids": np.zeros_like(ids)})[0]
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            if vectors.shape[1] == 0:
-                vectors = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
-            vectors[rows] = pooled
-        return vectors.tolist()
+        """Embed each text on its own: no padding, and a vector that does not depend on the other texts
+        (int8 activations are scaled per call, so a batch would change it slightly). On CPU one text of
+        a few hundred tokens already keeps the matrix units busy: measured as fast as batches of 8 or 32."""
+        vectors = []
+        for encoding in self._tokenizer.encode_batch(texts):
+            ids = np.asarray([encoding.ids], dtype=np.int64)
+            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                                              "token_type_ids": np.zeros_like(ids)})[0][0]
+            pooled = hidden.mean(axis=0)
+            vectors.append((pooled / max(float(np.linalg.norm(pooled)), 1e-12)).tolist())
+        return vectors
 
     def _get_query_embedding(self, query: str) -> list[float]:
         return self._embed([query])[0]
