@@ -146,7 +146,8 @@ class _Batch:
         self.characters += len(section.text)
 
     def drop(self, file: _File) -> None:
-        self.pieces.pop(file.path, None)
+        _, sections = self.pieces.pop(file.path, (file, []))
+        self.characters -= sum(len(section.text) for section in sections)
 
 
 @dataclass
@@ -231,41 +232,39 @@ class Ingestor:
         return report
 
     def _read(self, path: Path, batch: _Batch, run: _Run) -> None:
-        """Read ``path`` page by page into ``batch``, embedding each time it fills; skip it if unchanged."""
+        """Read ``path`` page by page into ``batch``, embedding each time it fills; skip it if unchanged.
+
+        Only reading is guarded: a file that cannot be read fails alone, while an error in embedding
+        or storing (which concerns every file) stops the ingest.
+        """
         run.notify(str(path), "hashing")
-        file = None
         try:
             file = self._open_if_changed(path)
-            if file is None:
-                run.report.files_unchanged += 1
-                run.finish(str(path), "unchanged")
+        except Exception as error:
+            run.fail(path, _unreadable(path, error))
+            return
+        if file is None:
+            run.report.files_unchanged += 1
+            run.finish(str(path), "unchanged")
+            return
+        sections = iter(file.opened.sections)
+        while True:
+            try:
+                section = next(sections, None)
+            except Exception as error:
+                batch.drop(file)
+                run.fail(path, _unreadable(path, error))
                 return
-            for section in file.opened.sections:
-                file.pages_done += 1
-                if section.error:
-                    file.page_errors.append(PageFailure(str(path), section.page, section.error))
-                batch.add(file, section)
-                run.page(file)
-                if batch.characters >= GROUP_CHARACTERS:
-                    self._flush(batch, run)
-        except UnreadableFileError as error:
-            self._abandon(file, batch)
-            run.fail(path, str(error))
-            return
-        except IngestCancelled:
-            raise
-        except Exception as error:  # a parser bug on one odd file must not stop the others
-            log.exception("reading %s failed", path)
-            self._abandon(file, batch)
-            run.fail(path, f"could not be read: {type(error).__name__}: {error}")
-            return
+            if section is None:
+                break
+            file.pages_done += 1
+            if section.error:
+                file.page_errors.append(PageFailure(str(path), section.page, section.error))
+            batch.add(file, section)
+            run.page(file)
+            if batch.characters >= GROUP_CHARACTERS:
+                self._flush(batch, run)
         batch.complete.append(file)
-
-    @staticmethod
-    def _abandon(file: _File | None, batch: _Batch) -> None:
-        if file is not None:
-            batch.drop(file)
-            file.chunks.clear()
 
     def _flush(self, batch: _Batch, run: _Run) -> None:
         """Chunk and embed the batch's windows together, then store each file read to its end, in its own transaction."""
@@ -385,6 +384,14 @@ class Ingestor:
             (source, parsed.sha256, parsed.size, parsed.mtime, len(chunks), self.identity, _now()),
         )
         return sum((new - old).values()), sum((old - new).values())
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """The one-line reason a file could not be read (a parser bug on one odd file is logged in full)."""
+    if isinstance(error, UnreadableFileError):
+        return str(error)
+    log.error("reading %s failed", path, exc_info=error)
+    return f"could not be read: {type(error).__name__}: {error}"
 
 
 def _compact(chunks: list[TextNode]) -> list[TextNode]:
