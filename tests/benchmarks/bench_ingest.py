@@ -267,21 +267,28 @@ def ocr_speed(folder: Path, pages: int = 6) -> dict:
     texts = [section.text for section in open_file(pdf.read_bytes(), pdf).sections]
     seconds = time.perf_counter() - started
     right = sum(" ".join(text.split()).lower() == sentence.lower() for text, sentence in zip(texts, sentences))
-    return {"pages": pages, "seconds": round(seconds, 2), "pages_per_second": round(pages / seconds, 2),
-            "pages_read_exactly": right}
+    words = [(word, text.lower()) for text, sentence in zip(texts, sentences) for word in sentence.lower().split()]
+    return {"pages": pages, "seconds": round(seconds, 2), "pages_per_second": round(pages / seconds, 3),
+            "pages_read_exactly": right, "words_found": round(sum(word in text for word, text in words) / len(words), 3),
+            "texts": texts}
+
+
+# Runs ``docmind`` and writes its own /proc/self/status at exit: VmHWM is the peak RSS of this program alone
+# (a child's ru_maxrss would also count the benchmark's memory, inherited between fork and exec).
+_WITH_PEAK_RSS = ("import atexit, runpy, sys; out = sys.argv.pop(1); "
+                  "atexit.register(lambda: open(out, 'w').write(open('/proc/self/status').read())); "
+                  "sys.argv[0] = 'docmind'; runpy.run_module('docmind', run_name='__main__', alter_sys=True)")
 
 
 def measured_ingest(pdf: Path, data: Path) -> tuple[dict, int]:
     """A real ``docmind ingest PDF --json`` process: its report and its peak RSS in bytes."""
-    command = [sys.executable, "-m", "docmind", "ingest", str(pdf), "--json"]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             env={**os.environ, "DOCMIND_DATA_DIR": str(data)})
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+    status = data.with_suffix(".status")
+    command = [sys.executable, "-c", _WITH_PEAK_RSS, str(status), "ingest", str(pdf), "--json"]
+    child = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "DOCMIND_DATA_DIR": str(data)})
     if child.returncode != 0:
-        raise SystemExit(f"ingest of {pdf} failed with exit code {child.returncode}")
-    return json.loads(output), usage.ru_maxrss * 1024  # kilobytes on Linux
+        raise SystemExit(f"ingest of {pdf} failed: {child.stderr[-2000:]}")
+    peak_kb = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+    return json.loads(child.stdout), peak_kb * 1024
 
 
 def big_pdf(folder: Path, pages: int) -> dict:
