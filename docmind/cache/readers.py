@@ -153,9 +153,11 @@ def _image_pages(image, frames: int) -> Iterator[Section]:
             yield Section("", page, error=f"unreadable image data: {error}")
             continue
         try:
-            yield Section(recognize(image), page)
+            text = recognize(image)
         except OcrError as error:
             yield Section("", page, error=str(error))
+            continue
+        yield Section(text, page)
 
 
 def _pdf_title(reader) -> str:
