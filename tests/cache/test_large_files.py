@@ -80,12 +80,12 @@ def test_progress_is_per_page_and_a_cancelled_ingest_leaves_nothing_but_its_cach
 def test_a_killed_ingest_leaves_no_document_and_the_rerun_reuses_its_embeddings(
     settings: Settings, tmp_path: Path
 ) -> None:
-    pdf = big_pdf(tmp_path / "archive.pdf", 120)
+    pdf = big_pdf(tmp_path / "archive.pdf", 40)
     child = subprocess.Popen([sys.executable, "-m", "docmind", "ingest", str(pdf), "--json"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 240
-        while (not settings.db_path.exists() or cached_embeddings(settings) < 64) and child.poll() is None:
+        while (not settings.db_path.exists() or cached_embeddings(settings) < 32) and child.poll() is None:
             assert time.monotonic() < deadline, "the ingest never cached an embedding"
             time.sleep(0.05)
         assert child.poll() is None, "the ingest finished before it could be killed: make the PDF bigger"
