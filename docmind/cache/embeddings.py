@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 EMBED_BATCH_SIZE = 32
 EMBED_BACKENDS = ("onnx-int8", "torch")
 DEFAULT_EMBED_BACKEND = "onnx-int8"
+_BACKEND_RECIPES = {"onnx-int8": "v2: feed-forward outputs in float32"}
+"""How a backend's encoder is made (see ``onnx_encoder``): part of the identity, so a new recipe re-embeds."""
 CHUNK_TEXT_FORMAT = "context-v1"
 """The form of what is embedded for each chunk (see ``pipeline.embedded_text``). It is part of the model's
 identity, so a library embedded in an older form is re-embedded once, as after a change of model."""
@@ -59,7 +61,7 @@ def embed_model_identity(path: Path, backend: str = DEFAULT_EMBED_BACKEND) -> st
     """
     digest = hashlib.sha256(CHUNK_TEXT_FORMAT.encode())
     if backend != "torch":
-        digest.update(f"backend:{backend}".encode())
+        digest.update(f"backend:{backend}:{_BACKEND_RECIPES.get(backend, '')}".encode())
     for name in _IDENTITY_FILES:
         file = path / name
         if file.is_file():
