@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 RENDER_DPI = 200
 """Scans are rendered at this resolution. At 150 dpi the recogniser already drops the spaces between
 words of 14-point print (measured), which would leave whole sentences unsearchable."""
+RETRY_DPI = 150
+"""A page where nothing was found at ``RENDER_DPI`` is tried once more at this resolution: RapidOCR's
+detector is sensitive to scale, and some pages it reads only there (measured on generated scans)."""
 
 _lock = threading.Lock()  # one engine per process; ONNX Runtime uses every core for each page anyway
 
@@ -76,6 +79,10 @@ class PdfRenderer:
 
     def page_text(self, number: int) -> str:
         """OCR the 1-based page ``number``; raise ``OcrError`` if it cannot be rendered or read."""
+        text = recognize(self._render(number, RENDER_DPI))
+        return text if text.strip() else recognize(self._render(number, RETRY_DPI))
+
+    def _render(self, number: int, dpi: int) -> Image:
         try:
             import pypdfium2
 
@@ -83,15 +90,11 @@ class PdfRenderer:
                 self._document = pypdfium2.PdfDocument(self._data)
             page = self._document[number - 1]
             try:
-                bitmap = page.render(scale=RENDER_DPI / 72, grayscale=True)
-                image = bitmap.to_pil()
+                return page.render(scale=dpi / 72, grayscale=True).to_pil()
             finally:
                 page.close()
-        except OcrError:
-            raise
         except Exception as error:  # PDFium raises PdfiumError and others on damaged pages
             raise OcrError(f"could not render the page for OCR: {type(error).__name__}: {error}") from error
-        return recognize(image)
 
     def close(self) -> None:
         if self._document is not None:
