@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError
@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None  # sent as "Authorization: Bearer <key>"; never logged
     llm_context_window: int | None = None  # None: from the server's model info, else 32768
     llm_timeout_seconds: float = Field(default=120.0, gt=0)  # longest wait for the server's next bytes
+    embed_backend: Literal["onnx-int8", "torch"] = "onnx-int8"  # see docmind.cache.embeddings
+    ocr: bool = True  # read scanned PDF pages and image files with local OCR
     max_file_size_mb: float = 200.0
     busy_timeout_ms: int = 5000
     watch_debounce_seconds: float = Field(default=2.0, gt=0)  # a watched file is ingested once quiet this long

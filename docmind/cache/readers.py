@@ -2,6 +2,8 @@
 
 Every reader takes the file's bytes already read (so a file is read once, for hashing and parsing)
 and returns ``Section``s. Heavy parsers are imported only when a file of their type is read.
+PDFs and images are opened as a ``PagedFile`` whose pages are read one at a time, so a 1,000-page
+PDF is never held as text all at once; pages without a text layer and images are read by OCR.
 Readers that know a file's structure also give its title and where each heading starts, so that
 chunks can carry the path of headings above them (see ``pipeline.chunk_files``).
 """
@@ -13,7 +15,8 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,23 +47,76 @@ class Section:
     page: int | None = None
     title: str = ""
     headings: tuple[Heading, ...] = ()
+    error: str | None = None
+    """Why this page could not be read (its text is then empty); the rest of the file is still ingested."""
 
 
-def read_pdf(data: bytes, path: Path) -> list[Section]:
+@dataclass
+class PagedFile:
+    """A file opened for reading: its sections come one at a time from ``sections``.
+
+    ``pages`` is how many sections there will be; ``title`` is the file's title as chunk contexts
+    start with it (its own title, else its name when it has headings, else empty).
+    """
+
+    pages: int
+    title: str
+    sections: Iterator[Section]
+
+
+MIN_PAGE_CHARACTERS = 16
+"""A PDF page with fewer characters of text than this is taken as scanned and read by OCR."""
+
+
+def read_pdf(data: bytes, path: Path, ocr: bool = True) -> PagedFile:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
-    try:
+    with _pdf_errors():
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableFileError("encrypted PDF that needs a password: save an unlocked copy and add that")
-        texts = [page.extract_text() or "" for page in reader.pages]
+        count = len(reader.pages)
         outline = _pdf_outline(reader)
         title = _pdf_title(reader)
-        sections = [
-            Section(text, number, title, _placed(text, outline.get(number, [])))
-            for number, text in enumerate(texts, start=1)
-        ]
+    return PagedFile(count, title or (path.name if outline else ""), _pdf_pages(reader, data, count, title, outline, ocr))
+
+
+def _pdf_pages(reader, data: bytes, count: int, title: str, outline: dict, ocr: bool) -> Iterator[Section]:
+    """Each page's text layer, or its OCR'd text when it has (almost) none; a page that fails carries its error."""
+    from docmind.cache.ocr import OcrError, PdfRenderer
+
+    renderer = PdfRenderer(data)
+    found_text = False
+    try:
+        for number in range(1, count + 1):
+            try:
+                with _pdf_errors():
+                    text = reader.pages[number - 1].extract_text() or ""
+            except UnreadableFileError as error:
+                yield Section("", number, title, error=str(error))
+                continue
+            if ocr and len(text.strip()) < MIN_PAGE_CHARACTERS:
+                try:
+                    text = renderer.page_text(number)
+                except OcrError as error:
+                    yield Section("", number, title, error=str(error))
+                    continue
+            found_text = found_text or bool(text.strip())
+            yield Section(text, number, title, _placed(text, outline.get(number, [])))
+    finally:
+        renderer.close()
+    if not found_text and not ocr:
+        raise UnreadableFileError("PDF has no extractable text (scanned images?) and OCR is switched off "
+                                  "(set DOCMIND_OCR=true to read it)")
+
+
+@contextmanager
+def _pdf_errors() -> Iterator[None]:
+    """Turn pypdf's many exception types on damaged or encrypted files into ``UnreadableFileError``."""
+    from pypdf.errors import PdfReadError
+
+    try:
+        yield
     except UnreadableFileError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
@@ -69,9 +125,39 @@ def read_pdf(data: bytes, path: Path) -> list[Section]:
         if "crypt" in f"{type(error).__name__} {error}".lower() or "password" in str(error).lower():
             raise UnreadableFileError("encrypted PDF that could not be opened: save an unlocked copy") from error
         raise UnreadableFileError(f"not a readable PDF: {type(error).__name__}: {error}") from error
-    if not any(section.text.strip() for section in sections):
-        raise UnreadableFileError("PDF has no extractable text (scanned images?): run OCR on it first")
-    return sections
+
+
+def read_image(data: bytes, path: Path, ocr: bool = True) -> PagedFile:
+    """An image file (PNG, JPEG, TIFF with one page per frame, WebP), read by OCR."""
+    if not ocr:
+        raise UnreadableFileError("images are read by OCR, which is switched off (set DOCMIND_OCR=true to read it)")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        frames = getattr(image, "n_frames", 1)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise UnreadableFileError(f"not a readable image (damaged or not really a {path.suffix} file)") from error
+    return PagedFile(frames, "", _image_pages(image, frames))
+
+
+def _image_pages(image, frames: int) -> Iterator[Section]:
+    from docmind.cache.ocr import OcrError, recognize
+
+    for index in range(frames):
+        page = index + 1 if frames > 1 else None
+        try:
+            image.seek(index)
+            image.load()
+        except (OSError, ValueError) as error:  # a damaged or truncated frame fails alone
+            yield Section("", page, error=f"unreadable image data: {error}")
+            continue
+        try:
+            text = recognize(image)
+        except OcrError as error:
+            yield Section("", page, error=str(error))
+            continue
+        yield Section(text, page)
 
 
 def _pdf_title(reader) -> str:
@@ -336,7 +422,6 @@ def _looks_binary(text: str) -> bool:
 
 
 READERS: dict[str, Callable[[bytes, Path], list[Section]]] = {
-    ".pdf": read_pdf,
     ".docx": read_docx,
     ".pptx": read_pptx,
     ".html": read_html,
@@ -352,17 +437,39 @@ READERS: dict[str, Callable[[bytes, Path], list[Section]]] = {
 }
 
 
+PAGED_READERS: dict[str, Callable[[bytes, Path, bool], PagedFile]] = {
+    ".pdf": read_pdf,
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"), read_image),
+}
+
+
 def is_supported(path: Path) -> bool:
-    return path.suffix.lower() in READERS
+    return path.suffix.lower() in READERS or path.suffix.lower() in PAGED_READERS
 
 
-def read_file(data: bytes, path: Path) -> list[Section]:
-    """Parse ``data`` (the bytes of ``path``) with the reader for its type; raise ``UnreadableFileError``."""
-    reader = READERS.get(path.suffix.lower())
+def open_file(data: bytes, path: Path, *, ocr: bool = True) -> PagedFile:
+    """Open ``data`` (the bytes of ``path``) with the reader for its type; raise ``UnreadableFileError``.
+
+    ``ocr=False`` leaves scanned pages unread and refuses images. Reading a page may raise
+    ``UnreadableFileError`` too (a damaged file found out only then).
+    """
+    suffix = path.suffix.lower()
+    if suffix in PAGED_READERS:
+        return PAGED_READERS[suffix](data, path, ocr)
+    reader = READERS.get(suffix)
     if reader is None:
-        supported = ", ".join(sorted(READERS))
+        supported = ", ".join(sorted([*READERS, *PAGED_READERS]))
         raise UnreadableFileError(f"unsupported file type {path.suffix or '(none)'!r}; DocMind reads {supported}")
     sections = reader(data, path)
+    title = next((section.title for section in sections if section.title), "")
+    if not title and any(section.headings for section in sections):
+        title = path.name
+    return PagedFile(len(sections), title, iter(sections))
+
+
+def read_file(data: bytes, path: Path, *, ocr: bool = True) -> list[Section]:
+    """All sections of ``data`` (the bytes of ``path``) at once; raise ``UnreadableFileError``."""
+    sections = list(open_file(data, path, ocr=ocr).sections)
     if not any(section.text.strip() for section in sections):
         raise UnreadableFileError("no text found in the file")
     return sections

@@ -165,7 +165,7 @@ class Searcher:
         self.db = db or open_database(self.settings.db_path)
         self.store = SQLiteVectorStore(self.db)
         self.model_path = default_embed_model_path(self.settings.embed_model_path)
-        self.identity = embed_model_identity(self.model_path)
+        self.identity = embed_model_identity(self.model_path, self.settings.embed_backend)
         self.fusion = fusion or Fusion()
         self.query_embedding = functools.lru_cache(maxsize=QUERY_EMBEDDINGS_KEPT)(self._embed_query)
         """``query``'s embedding, kept for the last few queries: a search and the check of its hits embed it once."""
@@ -267,7 +267,7 @@ class Searcher:
                 for term in terms}
 
     def _embed_query(self, query: str) -> list[float]:
-        return load_embed_model(self.model_path).get_query_embedding(query)
+        return load_embed_model(self.model_path, self.settings.embed_backend).get_query_embedding(query)
 
     def _vector(self, query: str, top_k: int, collections: Sequence[int] | None = None) -> list[Citation]:
         embedding = self.query_embedding(query)

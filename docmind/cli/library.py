@@ -46,7 +46,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             bar.total = event.files_total
             bar.n = event.files_done
             name = Path(event.current_file).name if event.current_file else ""
-            bar.set_postfix_str(f"{event.chunks} chunks {name}"[:60], refresh=False)
+            if event.pages_total > 1:  # a file of many pages: where it stands, page by page
+                eta = "" if event.eta_seconds is None else f" ETA {tqdm.format_interval(event.eta_seconds)}"
+                name = f"page {event.pages_done}/{event.pages_total}{eta} {name}"
+            bar.set_postfix_str(f"{event.chunks} chunks {name}"[:80], refresh=False)
             bar.refresh()
 
         report = ingestor.ingest(args.paths, progress)

@@ -25,7 +25,8 @@ REMOVE_HINT = "Click a document in the list above to choose the one to remove."
 POLL_SECONDS = 0.5
 WARNING_STYLE = ("border:1px solid #b45309;background:#fffbeb;color:#78350f;border-radius:6px;"
                  "padding:0 0.8em")
-FILE_TYPES_TEXT = "PDF, Word (.docx), PowerPoint (.pptx), web pages (.html), Markdown, reStructuredText, text and CSV"
+FILE_TYPES_TEXT = ("PDF (scanned ones too), Word (.docx), PowerPoint (.pptx), web pages (.html), Markdown, "
+                   "reStructuredText, text, CSV and images (PNG, JPEG, TIFF, WebP)")
 
 
 def _job_rows(jobs: list[FileJob]) -> list[list]:
@@ -113,7 +114,10 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
                 scale=4,
             )
             folder = gr.UploadButton("Add a whole folder…", file_count="directory", scale=1)
-        summary = gr.Markdown(elem_id="docmind-ingest-summary")
+        with gr.Row(equal_height=True):
+            summary = gr.Markdown(elem_id="docmind-ingest-summary")
+            stop = gr.Button("Stop adding files", variant="secondary", visible=False, scale=0,
+                             elem_id="docmind-ingest-stop")
         jobs_table = gr.Dataframe(
             value=lambda: _job_rows(context.ingest.jobs()),
             headers=JOB_COLUMNS,
@@ -171,11 +175,19 @@ def render(context: AppContext, status: StatusLine) -> gr.Tab:
         jobs = context.ingest.jobs()
         signature = repr([(job.id, job.detail) for job in jobs]) + repr(library_stats(context.db))
         if signature == last:
-            return (gr.skip(), gr.skip(), gr.skip(), last, poll_interval(context))
-        return (*view(jobs), signature, poll_interval(context))
+            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), last, poll_interval(context))
+        return (*view(jobs), gr.update(visible=any(not job.finished for job in jobs)), signature,
+                poll_interval(context))
 
-    timer.tick(refresh, seen, [*outputs, seen, timer], api_visibility="private", show_progress="hidden")
+    timer.tick(refresh, seen, [*outputs, stop, seen, timer], api_visibility="private", show_progress="hidden")
     tab.select(lambda: view(context.ingest.jobs()), outputs=outputs, api_visibility="private", show_progress="hidden")
+
+    def stop_adding() -> tuple:
+        """Stop the upload being added and drop those waiting; the scripting endpoint ``/stop_adding``."""
+        context.ingest.cancel()
+        return (*view(context.ingest.jobs()), gr.update(visible=False))
+
+    stop.click(stop_adding, outputs=[*outputs, stop], api_name="stop_adding")
 
     def select(evt: gr.SelectData) -> tuple:
         """The document of the clicked row (its row number, checked against the row's values)."""

@@ -30,6 +30,7 @@ WORKING = "working"
 DONE = "done"
 FAILED = "failed"
 HISTORY = 200
+CANCELLED = "stopped: not added (add it again to finish; the work already done is kept)"
 
 
 @dataclass
@@ -68,6 +69,7 @@ class IngestQueue:
         self._next_id = 0
         self._batches = 0
         self._worker: threading.Thread | None = None
+        self._cancel = threading.Event()  # set by ``cancel``: the running ingest stops after its current page
         remove_partial_uploads(library_dir)
 
     def submit(self, uploads: list[str | Path]) -> list[FileJob]:
@@ -85,6 +87,27 @@ class IngestQueue:
             self._queue.put(waiting)
             self._ensure_worker()
         return jobs
+
+    def cancel(self) -> int:
+        """Stop adding files: the running ingest stops after its current page and waiting uploads are dropped.
+
+        Files not yet stored are left out whole (their uploaded copies too); embeddings already computed
+        stay cached, so adding them again later is quicker. Returns how many files were stopped.
+        """
+        stopped = 0
+        while True:
+            try:
+                batch = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            for job in batch:
+                self._fail(job, CANCELLED)
+                stopped += 1
+        with self._lock:
+            working = [job for job in self._jobs if not job.finished]
+        if working:
+            self._cancel.set()
+        return stopped + len(working)
 
     def jobs(self) -> list[FileJob]:
         """The recent jobs, oldest first."""
@@ -135,6 +158,9 @@ class IngestQueue:
             if event.status == "hashing":
                 for job in jobs:
                     job.state, job.detail = WORKING, "reading"
+            elif event.status == "reading" and event.pages_total > 1:
+                for job in jobs:
+                    job.detail = _pages(event)
             elif event.status == "embedding":
                 for job in batch:
                     if job.state == WORKING:
@@ -143,8 +169,9 @@ class IngestQueue:
                 for job in jobs:
                     self._done(job, event.status)
 
+        self._cancel.clear()
         try:
-            report = ingestor.ingest(list(by_path), progress)
+            report = ingestor.ingest(list(by_path), progress, self._cancel)
         except Exception as error:  # a crash of the whole call fails this batch, never the queue
             log.exception("ingesting an upload of %d files failed", len(batch))
             report = None
@@ -169,8 +196,17 @@ class IngestQueue:
 
 
 def _failure(report: IngestReport, source: str) -> str:
-    reason = next((failure.error for failure in report.files_failed if failure.path == source), "not ingested")
-    return f"failed: {reason}"
+    reason = next((failure.error for failure in report.files_failed if failure.path == source), None)
+    if reason is None and report.cancelled:
+        return CANCELLED
+    return f"failed: {reason or 'not ingested'}"
+
+
+def _pages(event: IngestProgress) -> str:
+    """Where a file of several pages stands: "page 120 of 1000 · 431 passages · about 3 min left"."""
+    eta = event.eta_seconds
+    left = "" if eta is None else f" · about {round(eta)} s left" if eta < 90 else f" · about {round(eta / 60)} min left"
+    return f"page {event.pages_done} of {event.pages_total} · {_chunks(event.chunks)}{left}"
 
 
 def _chunks(count: int) -> str:

@@ -154,7 +154,7 @@ class StockLibrary:
         from docmind.cache.embeddings import default_embed_model_path, load_embed_model
         from docmind.cache.readers import read_file
 
-        model = load_embed_model(default_embed_model_path())
+        model = load_embed_model(default_embed_model_path(), "torch")  # stock: HuggingFaceEmbedding
         documents = []
         for path in sorted(p for p in corpus_dir.iterdir() if not p.name.startswith(".")):
             for section in read_file(path.read_bytes(), path):

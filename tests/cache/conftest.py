@@ -24,10 +24,13 @@ def settings(data_dir: Path, embed_model) -> Settings:
     return load_settings(data_dir=data_dir)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m docmind ARGS`` in a fresh process (DOCMIND_DATA_DIR comes from the environment)."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, wrapper: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python -m docmind ARGS`` in a fresh process (DOCMIND_DATA_DIR comes from the environment),
+    under ``wrapper`` (such as ``unshare -rn``) if given."""
     return subprocess.run(
-        [sys.executable, "-m", "docmind", *args],
+        [*(wrapper or []), sys.executable, "-m", "docmind", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

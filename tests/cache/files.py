@@ -75,3 +75,23 @@ def _wrap(text: str, width: int) -> list[str]:
         else:
             line = f"{line} {word}".strip()
     return lines + ([line] if line else [])
+
+
+def scanned_pages(sentences: list[str]) -> list:
+    """One A4 page image (150 dpi, greyscale) per sentence, the text drawn by Pillow: a scan with no text layer."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=30)
+    pages = []
+    for sentence in sentences:
+        page = Image.new("L", (1240, 1754), 255)
+        ImageDraw.Draw(page).text((90, 160), sentence, fill=0, font=font)
+        pages.append(page)
+    return pages
+
+
+def make_scanned_pdf(path: Path, sentences: list[str]) -> Path:
+    """A PDF whose pages are only images of ``sentences``, like a scanner makes (no text layer)."""
+    first, *rest = scanned_pages(sentences)
+    first.save(path, "PDF", save_all=True, append_images=rest, resolution=150)
+    return path

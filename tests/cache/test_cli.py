@@ -47,7 +47,7 @@ def consistent(db_path: Path) -> tuple[int, int]:
 def test_ingest_json_contract_unchanged_rerun_and_cross_process_cache(data_dir: Path, tmp_path: Path) -> None:
     folder = library(tmp_path / "docs")
     (folder / ".hidden.txt").write_text("hidden")
-    (folder / "picture.jpg").write_bytes(b"\xff\xd8")
+    (folder / "song.mp3").write_bytes(b"ID3")
     report, result = ingest_json(folder)
     assert result.returncode == 0, result.stderr
     assert INGEST_KEYS <= set(report)

@@ -11,11 +11,11 @@ from docmind.cache.discovery import discover
 def test_folders_recurse_and_skip_hidden_and_unsupported(tmp_path: Path) -> None:
     (tmp_path / "sub" / "deeper").mkdir(parents=True)
     (tmp_path / ".git").mkdir()
-    for name in ("a.txt", "sub/b.md", "sub/deeper/c.pdf", ".hidden.txt", "photo.jpg", ".git/config.txt"):
+    for name in ("a.txt", "sub/b.md", "sub/deeper/c.pdf", ".hidden.txt", "song.mp3", ".git/config.txt"):
         (tmp_path / name).write_text("x")
     found = discover([tmp_path])
     assert [p.relative_to(tmp_path).as_posix() for p in found.files] == ["a.txt", "sub/b.md", "sub/deeper/c.pdf"]
-    assert found.skipped == 2  # .hidden.txt and photo.jpg; hidden folders are not entered
+    assert found.skipped == 2  # .hidden.txt and song.mp3; hidden folders are not entered
     assert found.failed == []
 
 
@@ -30,13 +30,13 @@ def test_missing_paths_symlink_loops_and_unsupported_explicit_files_fail(tmp_pat
     os.symlink(tmp_path / "loop_b.txt", tmp_path / "loop_a.txt")
     os.symlink(tmp_path / "loop_a.txt", tmp_path / "loop_b.txt")
     os.symlink(tmp_path / "gone.txt", tmp_path / "broken.txt")
-    (tmp_path / "image.png").write_bytes(b"\x89PNG")
-    found = discover([tmp_path / "nope", tmp_path / "loop_a.txt", tmp_path / "broken.txt", tmp_path / "image.png"])
+    (tmp_path / "song.mp3").write_bytes(b"ID3")
+    found = discover([tmp_path / "nope", tmp_path / "loop_a.txt", tmp_path / "broken.txt", tmp_path / "song.mp3"])
     reasons = {Path(f.path).name: f.error for f in found.failed}
     assert reasons["nope"] == "no such file or folder"
     assert reasons["loop_a.txt"].startswith("symlink loop")
     assert reasons["broken.txt"].startswith("broken symlink")
-    assert reasons["image.png"].startswith("unsupported file type '.png'")
+    assert reasons["song.mp3"].startswith("unsupported file type '.mp3'")
     assert found.files == []
 
 

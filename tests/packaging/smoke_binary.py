@@ -125,6 +125,20 @@ def test_ingest_and_search_a_few_files(binary: Path, env: dict[str, str], docume
     assert again["files_unchanged"] == 4 and again["embeddings_computed"] == 0
 
 
+def test_ocr_reads_a_scanned_pdf_and_an_image_offline(binary: Path, env: dict[str, str], sandbox: Path) -> None:
+    """The bundled RapidOCR models, ONNX Runtime and PDFium work in the built app, with no network."""
+    from tests.cache.files import make_scanned_pdf, scanned_pages
+
+    folder = sandbox / "scans"
+    folder.mkdir()
+    make_scanned_pdf(folder / "scan.pdf", ["Invoice for eleven brass lanterns.", "The courier arrives on Thursday."])
+    scanned_pages(["Penguins huddle together in winter."])[0].save(folder / "note.png")
+    report = run_json(binary, env, "ingest", str(folder))
+    assert report["files_new"] == 2 and report["files_failed"] == [] and report["pages_failed"] == [], report
+    hits = run_json(binary, env, "search", "courier arrives Thursday")
+    assert (Path(hits[0]["source"]).name, hits[0]["page"]) == ("scan.pdf", 2)
+
+
 def test_ask_answers_with_the_tiny_model(binary: Path, env: dict[str, str], documents: Path) -> None:
     answer = run_json(binary, env, "ask", QUESTION)
     assert isinstance(answer["answer"], str) and answer["answer"].strip()

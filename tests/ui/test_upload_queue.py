@@ -13,7 +13,7 @@ import pytest
 from docmind.cache.ingest import Ingestor
 from docmind.config import load_settings
 from docmind.storage import open_database
-from docmind.ui.ingest_queue import DONE, FAILED, WAITING, WORKING, IngestQueue
+from docmind.ui.ingest_queue import CANCELLED, DONE, FAILED, WAITING, WORKING, IngestQueue
 
 
 def _wait(jobs: list, timeout: float = 300) -> None:
@@ -33,14 +33,14 @@ def test_one_ingest_call_per_batch_and_one_bad_file_stops_nothing(
     states_seen: list[tuple[str, ...]] = []
     real_ingest = Ingestor.ingest
 
-    def spy(self: Ingestor, paths: list, progress=None):
+    def spy(self: Ingestor, paths: list, progress=None, cancel=None):
         calls.append([Path(p).name for p in paths])
 
         def watch(event) -> None:
             progress(event)
             states_seen.append(tuple(job.state for job in queue.jobs()))
 
-        return real_ingest(self, paths, watch)
+        return real_ingest(self, paths, watch, cancel)
 
     monkeypatch.setattr(Ingestor, "ingest", spy)
     uploads = tmp_path / "uploads"
@@ -62,3 +62,28 @@ def test_one_ingest_call_per_batch_and_one_bad_file_stops_nothing(
     later = queue.submit([uploads / "tea.md"])
     _wait(later)
     assert len(calls) == 2 and later[0].detail == "already in the library (1 passage)"
+
+
+def test_stop_adding_shows_pages_then_leaves_out_the_file_and_its_copy(data_dir: Path, tmp_path: Path) -> None:
+    from tests.cache.test_large_files import big_pdf
+
+    settings = load_settings(data_dir=data_dir)
+    db = open_database(settings.db_path)
+    queue = IngestQueue(settings, db, data_dir / "library")
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    big, waiting = queue.submit([big_pdf(uploads / "manual.pdf", 60)])[0], None
+    deadline = time.monotonic() + 300
+    while not big.detail.startswith("page "):
+        assert time.monotonic() < deadline and not big.finished, big.detail
+        time.sleep(0.01)
+    (uploads / "later.txt").write_text("Uploaded while the manual was being added.")
+    waiting = queue.submit([uploads / "later.txt"])[0]
+
+    assert queue.cancel() == 2
+    _wait([big, waiting])
+
+    assert (big.state, big.detail) == (FAILED, CANCELLED) and (waiting.state, waiting.detail) == (FAILED, CANCELLED)
+    assert not big.path.exists() and not waiting.path.exists()
+    assert db.read("SELECT count(*) FROM documents")[0][0] == 0
+    assert db.read("SELECT count(*) FROM chunks")[0][0] == 0
