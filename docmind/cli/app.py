@@ -55,16 +55,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from docmind.ui import serve
+    from docmind.ui.launch import LoginRequiredError
     from docmind.ui.launch_guard import AppInstanceLock, available_port, log_to_file
 
-    from docmind.ui.launch import LoginRequiredError, check_host
-
     settings = current_settings()
-    try:
-        check_host(settings, args.host or settings.host)
-    except LoginRequiredError as error:
-        raise CommandError(str(error)) from error
-    instance = AppInstanceLock(settings.data_dir)
+    instance = AppInstanceLock(settings.data_dir)  # first: it says plainly when the data dir is not writable
     if not instance.acquire():  # one app per data dir: show the one that runs
         running = instance.running_instance()
         if running is None:
@@ -85,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 port=available_port(host, args.port if args.port is not None else settings.port),
                 open_browser=not args.no_browser,
             )
+        except LoginRequiredError as error:  # serving a network without user accounts
+            raise CommandError(str(error)) from error
         except Exception:
             log.exception("DocMind could not start")
             raise

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import os
 import socket
 import stat
+import subprocess
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -143,11 +146,21 @@ def test_upload_over_the_size_limit_is_refused_with_a_clear_message(server: Serv
     assert "maximum allowed size of 2097152 bytes" in response.text
 
 
-def test_another_host_needs_the_flag_and_warns(tmp_path: Path, server_env: dict[str, str]) -> None:
-    (tmp_path / "data").mkdir()
-    other = start_server(tmp_path / "data", tmp_path / "server.log", "--host", "0.0.0.0", env=server_env)
+def test_another_host_needs_a_user_account_and_warns(tmp_path: Path, server_env: dict[str, str]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {**os.environ, "DOCMIND_DATA_DIR": str(data), **server_env}
+
+    def docmind(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "docmind", *args], input=stdin, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    refused = docmind("serve", "--no-browser", "--host", "0.0.0.0")
+    assert refused.returncode == 1 and "without logins" in refused.stderr.strip().splitlines()[-1]
+    assert docmind("users", "add", "alice", stdin="a long password\n").returncode == 0
+    other = start_server(data, tmp_path / "server.log", "--host", "0.0.0.0", env=server_env)
     try:
-        assert "anyone who can reach this machine" in other.log()
+        assert "not encrypted" in other.log()
         listening = [c for c in psutil.Process(other.process.pid).net_connections("inet") if c.status == "LISTEN"]
         assert any(c.laddr.ip == "0.0.0.0" for c in listening)
     finally:
