@@ -364,7 +364,8 @@ def render(context: AppContext, chatter: Chatter) -> ChatTab:
         return chat_tab.show("", request)
 
     def relist(sid: str, request: gr.Request) -> dict:
-        return gr.update(choices=choices(request), value=sid or None)
+        # no chat id yet (a new tab still loading its last chat): keep the value the page load sets
+        return gr.update(choices=choices(request), value=sid) if sid else gr.update(choices=choices(request))
 
     picker.input(pick, picker, chat_tab.shown, api_visibility="private")
     new_chat.click(start_new, outputs=chat_tab.shown, api_visibility="private")

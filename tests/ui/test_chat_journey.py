@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.ui.conftest import ROOT, Server, start_server, stop_server
 
@@ -155,7 +156,7 @@ def test_a_reload_or_a_new_tab_reopens_the_last_chat(page, browser, server: Serv
         _opened_on_the_model_tab(other)
         other.get_by_role("tab", name="Chat", exact=True).click()
         other.locator("#docmind-chatbot").get_by_text("Hello there").first.wait_for(timeout=WAIT_MS)
-        assert other.locator("#docmind-session-picker input").input_value() == label
+        expect(other.locator("#docmind-session-picker input")).to_have_value(label, timeout=WAIT_MS)
     finally:
         other.close()
 
