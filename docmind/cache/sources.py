@@ -18,6 +18,9 @@ DOCUMENT_ID_CHARS = 32
 PASSAGE_KEY_CHARS = 16
 _DOCUMENT_ID = re.compile(rf"[0-9a-f]{{{DOCUMENT_ID_CHARS}}}")
 _PASSAGE_KEY = re.compile(rf"[0-9a-f]{{{PASSAGE_KEY_CHARS}}}")
+SHOWN_AS_FILES = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                  ".webp": "image/webp"}
+"""Documents the browser shows from the file itself (PDF.js draws a PDF); TIFF and the rest are shown as text."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class LibraryDocument:
     @property
     def is_pdf(self) -> bool:
         return self.source.suffix.lower() == ".pdf"
+
+    @property
+    def media_type(self) -> str | None:
+        """The type the file itself is served as, or None when it is shown only as its text."""
+        return SHOWN_AS_FILES.get(self.source.suffix.lower())
 
 
 def document_id(source: str | Path) -> str:

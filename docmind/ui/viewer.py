@@ -6,7 +6,8 @@ client signed in to the app when it serves another address):
 - ``GET /docmind/view/{id}?page=N&passage=KEY``: the viewer page. A PDF is drawn by PDF.js (vendored in
   ``static/pdfjs``) at page N; any other document is shown as its extracted text (never as its own HTML),
   scrolled to the passage.
-- ``GET /docmind/file/{id}``: the PDF itself, as ``application/pdf`` (no other type is ever served raw).
+- ``GET /docmind/file/{id}``: the PDF or picture itself, as its own type (PDF, PNG, JPEG, WebP; no other
+  type is ever served raw). A picture is shown above the text read from it.
 - ``POST /docmind/locate/{id}``: where passage KEY is among the text items PDF.js found on a page.
 - ``POST /docmind/open/{id}``: open the user's file with the system's default application.
 - ``GET /docmind/static/{name}``: the viewer's script, style and PDF.js (pdfjs-dist 6.5.438 from npm, its
@@ -129,10 +130,10 @@ def add_routes(app: FastAPI, context: AppContext) -> None:
     @guarded.get("/file/{doc_id}")
     def file(doc_id: str) -> Response:
         found = document(doc_id)
-        if not found.is_pdf:
-            raise HTTPException(status_code=404, detail="Only PDF documents are served as files.")
+        if found.media_type is None:
+            raise HTTPException(status_code=404, detail="Only PDF documents and pictures are served as files.")
         disposition = f"inline; filename*=UTF-8''{quote(found.name)}"
-        return FileResponse(found.source, media_type="application/pdf",
+        return FileResponse(found.source, media_type=found.media_type,
                             headers={**SECURITY_HEADERS, "Content-Disposition": disposition,
                                      "Cache-Control": "no-store"})
 
@@ -187,14 +188,16 @@ def document_body(found: LibraryDocument, page: int | None, text: str | None, as
         sections = read_file(found.source.read_bytes(), found.source)
     except (OSError, UnreadableFileError) as error:
         return f'<p class="docmind-note" role="status">This document cannot be shown: {html.escape(str(error))}</p>'
-    parts = []
+    parts = [f'<img class="docmind-picture" src="{PREFIX}/file/{found.id}" alt="The picture {html.escape(found.name)}">'
+             ] if found.media_type else []
     note = NOT_LOCATED if asked else ""
+    part = "Slide" if found.source.suffix.lower() == ".pptx" else "Page"
     for index, section in enumerate(sections):
         cited = text is not None and (section.page == page or len(sections) == 1)
         located = locate([section.text], text) if cited and text else None
         if located and located.found:
             note = "" if located.exact else "The passage's exact text differs here; the closest match is highlighted."
-        heading = f"<h2>Slide {section.page}</h2>" if section.page and len(sections) > 1 else ""
+        heading = f"<h2>{part} {section.page}</h2>" if section.page and len(sections) > 1 else ""
         parts.append(f'<section class="docmind-section" id="section-{index + 1}">{heading}'
                      f'<div class="docmind-text">{_marked(section.text, located)}</div></section>')
     notice = f'<p class="docmind-note" role="status">{note}</p>' if note else ""

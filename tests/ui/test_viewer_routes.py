@@ -237,3 +237,30 @@ def test_text_formats_show_their_text_with_the_passage_marked(tmp_path: Path, na
     assert '<mark class="docmind-highlight" id="docmind-highlight">The heron waits in the reeds.</mark>' in body
     assert "Some intro" in body or "sparrow" in body  # the whole document, not just the passage
     assert "docmind-note" not in body  # found exactly: no note
+
+
+def test_a_picture_is_shown_above_the_text_read_from_it_and_served_as_its_own_type(tmp_path: Path) -> None:
+    from docmind.cache.sources import passage_key
+    from docmind.storage import open_database
+    from tests.cache.files import scanned_pages
+
+    picture = tmp_path / "docs" / "note.png"
+    picture.parent.mkdir()
+    scanned_pages([HERON])[0].save(picture)
+    data_dir = tmp_path / "data"
+    assert json.loads(_docmind(data_dir, "ingest", str(picture.parent), "--json"))["files_new"] == 1
+    db = open_database(data_dir / "docmind.db")
+    [(chunk,)] = db.read("SELECT text FROM chunks WHERE source = ?", (str(picture),))
+    db.close()
+    server = start_server(data_dir, tmp_path / "server.log", env={"HF_HUB_OFFLINE": "1"})
+    try:
+        status, _, page = _view(server, picture, f"?passage={passage_key(chunk)}")
+        assert status == 200
+        image = f'<img class="docmind-picture" src="/docmind/file/{document_id(picture)}"'
+        assert image in page and page.index(image) < page.index('<mark class="docmind-highlight"')
+        assert "heron" in page.split('id="docmind-highlight">')[1].split("</mark>")[0].lower()
+        status, headers, body = _request(server, f"/docmind/file/{document_id(picture)}")
+        assert status == 200 and body == picture.read_bytes()
+        assert headers["content-type"] == "image/png" and headers["x-content-type-options"] == "nosniff"
+    finally:
+        stop_server(server)
