@@ -15,8 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from docmind._kernel_caches import bound_kernel_caches
-from docmind._weights_lock import weights_load_lock
+from docmind._torch_process import weights_load_lock
 
 
 if TYPE_CHECKING:
@@ -96,6 +95,5 @@ def _load(path: str, backend: str) -> BaseEmbedding:
 def load_embed_model(path: Path, backend: str = DEFAULT_EMBED_BACKEND) -> BaseEmbedding:
     """The embedding model in ``path`` run by ``backend``, loaded once per process (torch or ONNX Runtime
     is imported here, not before)."""
-    bound_kernel_caches()
     with weights_load_lock:
         return _load(str(path), backend)

@@ -1,7 +1,7 @@
 """Keep the chatter of the libraries DocMind drives off the user's terminal.
 
-Without this, ``docmind ingest`` prints pypdf's complaints about a file it already reports as damaged,
-torchao's notes about CUDA kernels a CPU never loads, and transformers' weight-loading progress bars.
+Without this, ``docmind ingest`` prints pypdf's complaints about a file it already reports as damaged and
+transformers' weight-loading progress bars.
 ``docmind -v`` keeps all of it.
 """
 
@@ -15,7 +15,6 @@ NOISY_LOGGERS = ("pypdf", "torchao", "torch.utils._pytree", "transformers", "sen
 
 def quiet_third_party_libraries() -> None:
     """Call before torch, transformers or huggingface_hub are imported: some read these settings then."""
-    os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")  # CUDA/mxfp8 kernels; see docmind.model
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # DocMind draws its own bars
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     for name in NOISY_LOGGERS:

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docmind._kernel_caches import bound_kernel_caches
-from docmind._weights_lock import weights_load_lock
+from docmind._torch_process import weights_load_lock
 from docmind.config import Settings
 from docmind.model.errors import ModelCorruptError, ModelNotDownloadedError
 from docmind.model.hardware import Hardware, LoadPlan, check_memory, detect_hardware, plan_for
@@ -361,8 +360,6 @@ def load_model(settings: Settings, *, hardware: Hardware | None = None, plan: Lo
     (``docmind.model.tuning``; ``progress`` is told what is being measured) and records the result for
     later loads. Fresh quantizations pass the quality guard (``docmind.model.quality``) or fall back.
     """
-    os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
-    bound_kernel_caches()
     started = time.perf_counter()
     choice = resolve_model(settings)
     check_model_files(choice)
@@ -386,7 +383,7 @@ def load_model(settings: Settings, *, hardware: Hardware | None = None, plan: Lo
 
     import torch
 
-    with weights_load_lock:  # another load at the same time would mix dtypes (see _weights_lock)
+    with weights_load_lock:  # another load at the same time would mix dtypes (see _torch_process)
         cache = quantized_cache_path(settings, choice, plan) if plan.quantization != "none" else None
         model, cache_hit, quality = None, False, None
         if cache is not None and cache.is_file():
