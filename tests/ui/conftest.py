@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 START_TIMEOUT = 90
+WAIT_MS = 60_000
+"""How long a browser test waits for the app by default."""
 
 
 @dataclass
@@ -103,6 +106,23 @@ def browser() -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+@contextlib.contextmanager
+def app_page(browser, url: str, *, height: int = 900, wait_ms: int = WAIT_MS,
+             prepare: Callable[[object], None] | None = None) -> Iterator[object]:
+    """A page of the app at ``url`` in a browser context of its own (closed afterwards); ``prepare(page)``
+    runs before the page loads (to listen for requests or dialogs)."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(wait_ms)
+    if prepare:
+        prepare(page)
+    page.goto(url)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 @pytest.fixture

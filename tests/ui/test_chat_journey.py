@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import ROOT, Server, start_server, stop_server
+from tests.ui.conftest import ROOT, Server, WAIT_MS, app_page, start_server, stop_server
 
 QUESTION = "What does the Zorblax warranty cover?"
-WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +41,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def page(browser, server: Server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
-    _opened_on_the_model_tab(page)
-    page.get_by_role("tab", name="Chat", exact=True).click()
-    yield page
-    context.close()
+    with app_page(browser, server.url) as page:
+        _opened_on_the_model_tab(page)
+        page.get_by_role("tab", name="Chat", exact=True).click()
+        yield page
 
 
 def _opened_on_the_model_tab(page) -> None:

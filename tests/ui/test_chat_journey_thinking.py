@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.tiny_model import build_endless_model
-from tests.ui.conftest import Server
+from tests.ui.conftest import Server, app_page
 
 THINK_TOKENS = 100
 WAIT_MS = 120_000
@@ -44,13 +44,9 @@ def server_env(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def page(browser, server: Server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
-    page.locator("#docmind-status").get_by_text("ready").wait_for()
-    yield page
-    context.close()
+    with app_page(browser, server.url, wait_ms=WAIT_MS) as page:
+        page.locator("#docmind-status").get_by_text("ready").wait_for()
+        yield page
 
 
 def _thinking_title(page) -> str:

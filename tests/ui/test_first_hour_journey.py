@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.ui.a11y import assert_accessible
-from tests.ui.conftest import ARTIFACTS, ROOT, Server
+from tests.ui.conftest import ARTIFACTS, ROOT, Server, WAIT_MS, app_page
 
-WAIT_MS = 60_000
 SHOTS = ARTIFACTS / "first-hour"
 
 
@@ -43,13 +42,9 @@ def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def page(browser, server: Server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
-    page.get_by_role("tab", name="Chat", exact=True).wait_for()
-    yield page
-    context.close()
+    with app_page(browser, server.url) as page:
+        page.get_by_role("tab", name="Chat", exact=True).wait_for()
+        yield page
 
 
 def _shot(page, name: str) -> None:

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import Server
-
-WAIT_MS = 60_000
+from tests.ui.conftest import Server, app_page
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +19,9 @@ def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def page(browser, server: Server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1400})
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
-    page.get_by_role("tab", name="Chat", exact=True).wait_for()
-    yield page
-    context.close()
+    with app_page(browser, server.url, height=1400) as page:
+        page.get_by_role("tab", name="Chat", exact=True).wait_for()
+        yield page
 
 
 def test_switch_to_a_model_server_and_back(page, server: Server, served_tiny_model, artifacts: Path) -> None:

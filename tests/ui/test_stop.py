@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.tiny_model import build_endless_model
-from tests.ui.conftest import Server
+from tests.ui.conftest import Server, WAIT_MS, app_page
 
 ANSWER_TOKENS = 1200
-WAIT_MS = 60_000
 QUESTION = "Tell me everything about the warranty"
 FOLLOW_UP = "And what about returns?"
 
@@ -30,13 +29,9 @@ def server_env(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def page(browser, server: Server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
-    page.locator("#docmind-status").get_by_text("ready").wait_for()
-    yield page
-    context.close()
+    with app_page(browser, server.url) as page:
+        page.locator("#docmind-status").get_by_text("ready").wait_for()
+        yield page
 
 
 def _answers(server: Server) -> list[tuple[str, str]]:

@@ -18,11 +18,10 @@ import pytest
 
 from tests.cache.files import make_docx, make_pdf
 from tests.ui.a11y import assert_accessible
-from tests.ui.conftest import Server
+from tests.ui.conftest import Server, WAIT_MS, app_page
 
 SENTENCE = "The Zorblax turbine must be serviced every ninety days by a certified technician."
 HERON = "The blue heron nests near the quiet northern lake every spring."
-WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +36,13 @@ def requests_seen() -> list[str]:
 
 @pytest.fixture(scope="module")
 def page(browser, server: Server, requests_seen: list[str]):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.on("request", lambda request: requests_seen.append(request.url))  # the viewer's frame included
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.on("dialog", lambda dialog: pytest.fail(f"a document ran a script: {dialog.message}"))
-    page.goto(server.url)
-    page.get_by_text("Recommended for this computer").wait_for()  # with no model, the page opens on the Model tab
-    yield page
-    context.close()
+    def listen(page) -> None:
+        page.context.on("request", lambda request: requests_seen.append(request.url))  # the viewer's frame too
+        page.on("dialog", lambda dialog: pytest.fail(f"a document ran a script: {dialog.message}"))
+
+    with app_page(browser, server.url, prepare=listen) as page:
+        page.get_by_text("Recommended for this computer").wait_for()  # with no model, the page opens on the Model tab
+        yield page
 
 
 @pytest.fixture(scope="module")
