@@ -210,6 +210,17 @@ def current_user(request: Any) -> str | None:
     return next((tokens[t] for t in _cookie_tokens(scope, getattr(gradio_app, "cookie_id", "")) if t in tokens), None)
 
 
+def only_on_the_server(request: Any, what: str, how: str) -> None:
+    """Refuse a logged-in user ``what`` (a sentence's subject): it reaches beyond their own chats (every user's
+    chats, the server's files or where every prompt is sent), so on a shared DocMind it is done on the
+    computer that runs it, ``how``. Raises ``gr.Error``; does nothing without logins (this computer only)."""
+    if current_user(request) is None:
+        return
+    import gradio as gr
+
+    raise gr.Error(f"On a shared DocMind, {what} is done on the computer that runs it: {how}.")
+
+
 def require_user(request: Request) -> str | None:
     """FastAPI dependency for routes other modules add: the user's name; 401 when logins are on and the
     request has none (``LoginGate`` already refuses it; this is a second lock on the same door)."""

@@ -147,9 +147,10 @@ def serve(
         app_kwargs={"middleware": [Middleware(LoginGate, session_seconds=settings.login_session_seconds)]}
         if logins else None,
     )
-    from docmind.ui.viewer import add_routes
+    from docmind.ui import exports, viewer
 
-    add_routes(demo.app, context)
+    viewer.add_routes(demo.app, context)
+    exports.add_routes(demo.app, context)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     log.info("DocMind is running at %s (gradio reports %s)", url, local_url)
     background = threading.Timer(BACKGROUND_START_SECONDS, context.started)  # when no page opens (scripts)

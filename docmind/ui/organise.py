@@ -20,6 +20,7 @@ from docmind.cache.collections import (
 from docmind.cache.documents import list_documents
 from docmind.cache.transfer import export_everything, import_everything
 from docmind.cache.watch import add_watched_folder, list_watched_folders, remove_watched_folder
+from docmind.ui.auth import only_on_the_server
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 
@@ -185,7 +186,7 @@ def render_watched_folders(context: AppContext) -> None:
                           elem_id="docmind-watch-path")
         collection = gr.Dropdown(label="Also put its documents in", choices=[NO_COLLECTION, *collection_names(context)],
                                  value=NO_COLLECTION, scale=2)
-        watch = gr.Button("Watch this folder", scale=1)
+        watch = gr.Button("Watch this folder", scale=1, elem_id="docmind-watch")
     with gr.Row(equal_height=True):
         stop = gr.Button("Stop watching the selected folder", interactive=False, scale=1)
         check = gr.Button("Check all folders now", scale=1)
@@ -194,14 +195,16 @@ def render_watched_folders(context: AppContext) -> None:
     timer = gr.Timer(STATE_SECONDS)
 
     @shows_errors
-    def do_watch(folder: str, tie: str) -> tuple:
+    def do_watch(folder: str, tie: str, request: gr.Request) -> tuple:
+        only_on_the_server(request, "watching a folder of the server's disk", "`docmind watch add PATH`")
         if not folder.strip():
             raise gr.Error("Type or paste the folder's path first.")
         added = add_watched_folder(context.db, folder.strip(), None if tie == NO_COLLECTION else tie)
         context.watcher.scan_now()
         return folder_rows(context), "", f"✓ Watching **{added.path}**. Its files are being added now."
 
-    def do_stop(folder: str) -> tuple:
+    def do_stop(folder: str, request: gr.Request) -> tuple:
+        only_on_the_server(request, "choosing the watched folders", "`docmind watch remove PATH`")
         removed = remove_watched_folder(context.db, folder)
         return (folder_rows(context), gr.update(interactive=False), "",
                 f"✓ Stopped watching **{removed.path}**. Its documents stay in your library.")
@@ -241,7 +244,8 @@ def render_move(context: AppContext) -> None:
     outcome = gr.Markdown(elem_id="docmind-transfer-outcome")
 
     @shows_errors
-    def do_export() -> tuple:
+    def do_export(request: gr.Request) -> tuple:
+        only_on_the_server(request, "exporting everything (every user's chats)", "`docmind export FILE`")
         stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
         report = export_everything(context.db, context.settings.data_dir,
                                    context.upload_dir / f"docmind-export-{stamp}.zip")
@@ -249,7 +253,8 @@ def render_move(context: AppContext) -> None:
                              f"({report.bytes / 1048576:.1f} MB). Click the file to save it.")
 
     @shows_errors
-    def do_import(file: str | None) -> str:
+    def do_import(file: str | None, request: gr.Request) -> str:
+        only_on_the_server(request, "importing everything", "`docmind import FILE`")
         if not file:
             raise gr.Error("Choose an export file first (one made with Export everything).")
         report = import_everything(context.db, context.settings.data_dir, Path(file))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from docmind.agent.sessions import local_time
+from docmind.agent.sessions import Sessions, local_time
 from docmind.cache.collections import (
     ALL_DOCUMENTS,
     list_collections,
@@ -17,6 +17,7 @@ from docmind.cache.collections import (
     set_session_scope,
 )
 from docmind.storage.sessions import ChatLog
+from docmind.ui.auth import current_user
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
 
@@ -58,15 +59,25 @@ def render_scope_bar(context: AppContext) -> ScopeBar:
 def wire_scope_bar(context: AppContext, bar: ScopeBar, session_id: gr.Textbox) -> None:
     """Record a change at once in an open chat; show an opened chat's own choice."""
 
+    every = Sessions(context.db)
+
+    def owned(sid: str, request: gr.Request) -> None:
+        """Refuse (``UnknownSessionError``) a chat id that is not the request's user's."""
+        if sid:
+            every.for_owner(current_user(request)).get(sid)
+
     @shows_errors
-    def changed(names: list[str] | None, sid: str) -> str:
+    def changed(names: list[str] | None, sid: str, request: gr.Request) -> str:
+        owned(sid, request)
         scope = resolve_scope(context.db, names or [])
         if sid:
             set_session_scope(context.db, sid, scope)
         return header_markdown(context, sid, list(scope.names))
 
-    def opened(sid: str) -> tuple:
+    @shows_errors
+    def opened(sid: str, request: gr.Request) -> tuple:
         """Another chat is shown: what it searches; a new chat starts with all documents."""
+        owned(sid, request)
         names = list(session_scope(context.db, sid).names)
         choices = [c.name for c in list_collections(context.db)]
         return gr.update(choices=choices, value=names), header_markdown(context, sid, names)

@@ -7,15 +7,14 @@ The page says "chats" throughout; the scripting endpoints keep their names (``/s
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import gradio as gr
 
 from docmind.agent import Sessions, when_label
 from docmind.ui.auth import current_user
 from docmind.ui.context import AppContext
+from docmind.ui.exports import export_url
 from docmind.ui.feedback import shows_errors
 
 COLUMNS = ["Chat", "Started", "Last active", "Messages"]
@@ -30,13 +29,6 @@ class SessionsTab:
     table: gr.Dataframe
     selected: gr.Textbox
     open_button: gr.Button
-
-
-def _export_path(context: AppContext, session_id: str, title: str, suffix: str) -> Path:
-    folder = context.upload_dir / "exports"
-    folder.mkdir(exist_ok=True)
-    slug = re.sub(r"[^\w-]+", "-", title).strip("-")[:40] or "chat"
-    return folder / f"{slug}-{session_id}.{suffix}"
 
 
 def render(context: AppContext) -> SessionsTab:
@@ -64,14 +56,12 @@ def render(context: AppContext) -> SessionsTab:
         return {"headers": [*COLUMNS, SEARCH_COLUMN], "data": data}, found
 
     def exports(sessions: Sessions, session_id: str) -> tuple[dict, dict]:
+        """The export buttons: links to the owner-checked export route (docmind/ui/exports.py)."""
         if not session_id:
-            return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
-        info = sessions.get(session_id)
-        markdown = _export_path(context, session_id, info.title, "md")
-        markdown.write_text(sessions.export_markdown(session_id), encoding="utf-8")
-        as_json = _export_path(context, session_id, info.title, "json")
-        as_json.write_text(json.dumps(sessions.export_json(session_id), ensure_ascii=False, indent=2), encoding="utf-8")
-        return gr.update(value=str(markdown), interactive=True), gr.update(value=str(as_json), interactive=True)
+            return gr.update(link=None, interactive=False), gr.update(link=None, interactive=False)
+        sessions.get(session_id)
+        return (gr.update(link=export_url(session_id, "md"), interactive=True),
+                gr.update(link=export_url(session_id, "json"), interactive=True))
 
     def describe(sessions: Sessions, session_id: str) -> str:
         if not session_id:
@@ -97,8 +87,8 @@ def render(context: AppContext) -> SessionsTab:
         summary = gr.Markdown("Select a chat in the list.", elem_id="docmind-sessions-summary")
         with gr.Row():
             open_button = gr.Button("Open in Chat", variant="primary", interactive=False)
-            export_md = gr.DownloadButton("Export Markdown", interactive=False)
-            export_json = gr.DownloadButton("Export JSON", interactive=False)
+            export_md = gr.Button("Export Markdown", interactive=False, elem_id="docmind-export-md")
+            export_json = gr.Button("Export JSON", interactive=False, elem_id="docmind-export-json")
             delete = gr.Button("Delete…", variant="stop", interactive=False)
         with gr.Row():
             new_title = gr.Textbox(placeholder="Select a chat, then edit its title here", show_label=False, scale=4,
@@ -166,20 +156,6 @@ def render(context: AppContext) -> SessionsTab:
         info = scoped(request).get(session_id)
         text = f"Delete **{info.title or 'Untitled chat'}** and its {info.messages} messages? This cannot be undone."
         return gr.update(visible=True), text
-
-    def confirm_export(session_id: str, kind: str, request: gr.Request) -> None:
-        if session_id:
-            gr.Info(f"“{title_of(scoped(request), session_id) or 'Untitled chat'}” exported as {kind}: your "
-                    "browser saves it in its downloads folder.", duration=5)
-
-    def confirm_markdown(session_id: str, request: gr.Request) -> None:
-        confirm_export(session_id, "Markdown", request)
-
-    def confirm_json(session_id: str, request: gr.Request) -> None:
-        confirm_export(session_id, "JSON", request)
-
-    export_md.click(confirm_markdown, selected, api_visibility="private")
-    export_json.click(confirm_json, selected, api_visibility="private")
 
     delete.click(ask_delete, selected, [confirm_row, confirm_text], api_visibility="private")
     cancel.click(lambda: gr.update(visible=False), outputs=confirm_row, api_visibility="private")

@@ -126,3 +126,33 @@ def test_five_sessions_answer_at_once_through_the_server(settings_with_library, 
     for d in done:
         question = service.sessions.messages(d.session_id)[0].content
         assert question.startswith("Question number")
+
+
+def test_a_thought_sent_inline_lands_in_the_thinking_block(settings_with_library, served_tiny_model):
+    """llama.cpp and Ollama stream ``<think>…</think>answer`` inside ``content``: the thought shows in the
+    collapsed thinking block, live and when the chat is reopened, and the stored answer has no tags."""
+    from docmind.ui.transcript import TurnView, history_from_stored
+
+    proxy = KeyCheckingProxy(served_tiny_model.base_url, KEY).start()
+    try:
+        service = server_service(settings_with_library, proxy.url("/inline"), served_tiny_model.model,
+                                 llm_api_key=KEY, max_new_tokens=24)
+        events = asyncio.run(turn_events(service, "How much did revenue grow?"))
+    finally:
+        proxy.stop()
+    done = events[-1]
+    assert isinstance(done, Done), done
+    thought = "".join(e.text for e in events if isinstance(e, ThinkingToken))
+    assert thought.strip(), "the inline thought streamed as thinking"
+    stored = service.sessions.messages(done.session_id)[-1]
+    assert stored.thinking.strip() and stored.thinking.strip() in thought.strip()
+    assert stored.content.strip(), "the text after </think> is the answer"
+    for text in (stored.content, stored.thinking, done.answer):
+        assert "<think>" not in text and "</think>" not in text
+    live = TurnView(question="How much did revenue grow?")
+    for event in events:
+        live.apply(event)
+    for shown in (live.messages(), history_from_stored(service.sessions.messages(done.session_id))):
+        block = next(m for m in shown if (m.get("metadata") or {}).get("title", "").startswith("Thinking"))
+        assert block["metadata"]["status"] == "done" and block["content"] == stored.thinking.strip()
+        assert all("<think>" not in str(m["content"]) for m in shown)

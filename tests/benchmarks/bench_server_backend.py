@@ -4,7 +4,9 @@ Prints one JSON document:
 - time to first token and decode tokens/s of one answer through DocMind (``ChatService`` with
   ``llm_base_url``: the ReAct agent, the session store) vs the same request sent straight to the server
   with the ``openai`` client (DocMind's first request of a turn, captured once through a recording proxy,
-  with each round's question put in), median of ``--rounds`` alternating rounds;
+  with each round's question put in), median of ``--rounds`` rounds. Both sides are warmed first; the
+  side that goes first alternates from round to round, and each request has its own question of the same
+  length (``question``), so neither side gains from the server's state after the other's request;
 - aggregate completion tokens/s of 5 concurrent DocMind sessions vs 1.
 
 ``--shape 0.6b`` (default) serves a random-weight model of the real Qwen3-0.6B shape whose output layer
@@ -77,6 +79,11 @@ def _timing(first: float | None, seconds: float, prompt_tokens: int, completion_
             "completion_tokens": completion_tokens, "decode_tok_s": max(completion_tokens - 1, 0) / decode}
 
 
+def question(round_number: int, side: str) -> str:
+    """The question of one side ("a" or "b") in one round: the same length for every round and side."""
+    return QUESTION.format(n=f"{round_number:03d}{side}")
+
+
 def _median(rows: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in rows), 3)
 
@@ -85,7 +92,7 @@ async def concurrent_sessions(service, clients: int, rounds: int) -> dict:
     started = time.perf_counter()
     results = []
     for r in range(rounds):
-        results += await asyncio.gather(*(through_docmind(service, QUESTION.format(n=f"c{clients}-{r}-{i}"))
+        results += await asyncio.gather(*(through_docmind(service, question(100 * clients + 10 * r + i, "c"))
                                           for i in range(clients)))
     seconds = time.perf_counter() - started
     tokens = sum(x["completion_tokens"] for x in results)
@@ -138,13 +145,25 @@ def main() -> None:
                                      max_new_tokens=args.new_tokens)
             Ingestor(settings).ingest([docs])
             service = ChatService(settings)
-            asyncio.run(through_docmind(service, QUESTION.format(n="warm-up")))  # loads the embedder, warms the server
+            asyncio.run(through_docmind(service, question(999, "w")))  # loads the embedder, warms the server
             captured = capture_request(settings, served.base_url, QUESTION.format(n="{n}"))
+
+            def direct_turn(round_number: int) -> dict:
+                request = json.loads(captured.replace("{n}", f"{round_number:03d}a"))
+                return asyncio.run(direct(served.base_url, request))
+
+            def docmind_turn(round_number: int) -> dict:
+                return asyncio.run(through_docmind(service, question(round_number, "b")))
+
+            direct_turn(998)  # warms the direct side too (its client, the server's path for a replayed request)
             direct_rows, docmind_rows = [], []
             for n in range(args.rounds):
-                same = json.loads(captured.replace("{n}", str(n)))
-                direct_rows.append(asyncio.run(direct(served.base_url, same)))
-                docmind_rows.append(asyncio.run(through_docmind(service, QUESTION.format(n=n))))
+                if n % 2 == 0:
+                    direct_rows.append(direct_turn(n))
+                    docmind_rows.append(docmind_turn(n))
+                else:
+                    docmind_rows.append(docmind_turn(n))
+                    direct_rows.append(direct_turn(n))
             one = asyncio.run(concurrent_sessions(service, 1, CONCURRENT))
             five = asyncio.run(concurrent_sessions(service, CONCURRENT, 1))
         finally:

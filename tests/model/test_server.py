@@ -155,3 +155,34 @@ def test_a_server_that_does_not_stream_still_answers(data_dir, proxy, served_tin
     assert "".join(deltas).strip()
     assert raw["completion_tokens"] == 6
     assert proxy.counters.streams == 0, "nothing was streamed: the answer came whole"
+
+
+@pytest.mark.parametrize(("mode", "window"), [("/vllm", 4608), ("/llamacpp", DEFAULT_CONTEXT_WINDOW)])
+def test_the_context_window_comes_from_the_model_list(data_dir, proxy, served_tiny_model, mode, window):
+    """vLLM's ``max_model_len`` is the server's window and bounds the memory; llama.cpp's ``n_ctx_train`` is the
+    model's training length, not the window the server runs with (``-c``), so it is not used."""
+    from docmind.agent.chat import RESERVED_TOKENS, ChatService, QuestionTooLongError
+
+    settings = server_settings(data_dir, proxy.url(mode), llm_api_key=KEY)
+    backend = connect_server(settings)
+    assert backend.context_window == window
+    assert backend.llm.metadata.context_window == window
+    service = ChatService(settings)
+
+    async def budget_and_long_question() -> tuple[int, BaseException | None]:
+        model, problem = await service.model()
+        assert not problem
+        if service.history_budget(model) > 2000:  # the question would fit: nothing to refuse
+            return service.history_budget(model), None
+        try:
+            await anext(service.chat(None, "revenue " * 2000))
+        except QuestionTooLongError as error:
+            return service.history_budget(model), error
+        return service.history_budget(model), None
+
+    budget, refused = asyncio.run(budget_and_long_question())
+    assert budget == min(service.token_limit, window - RESERVED_TOKENS)
+    if mode == "/vllm":  # a question longer than the room the server's window leaves is refused before sending
+        assert refused is not None and f"has room for {budget}" in str(refused)
+    set_by_hand = server_settings(data_dir, proxy.url(mode), llm_api_key=KEY, llm_context_window=8192)
+    assert connect_server(set_by_hand).context_window == 8192, "the llm_context_window setting wins"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import sqlite3
 import subprocess
 import sys
 import time
@@ -63,6 +65,29 @@ def call(url: str, cookies: httpx.Cookies | None, api: str, *data: object) -> st
         return client.get(f"{url}gradio_api/call/{api}/{started.json()['event_id']}").text
 
 
+def run_event(url: str, cookies: httpx.Cookies, elem_id: str, event: str, *data: object) -> str:
+    """Trigger the page's ``event`` handler of the component ``elem_id`` as the browser does (``queue/join``
+    with its ``fn_index``: handlers hidden from the API are reachable this way too); returns
+    "ok: OUTPUT" or "refused: MESSAGE"."""
+    with httpx.Client(cookies=cookies, timeout=120) as client:
+        config = client.get(url + "config").json()
+        component = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+        fn_index = next(d["id"] for d in config["dependencies"] if [component, event] in d["targets"])
+        session_hash = secrets.token_hex(8)
+        joined = client.post(url + "gradio_api/queue/join", json={
+            "data": list(data), "fn_index": fn_index, "trigger_id": component, "session_hash": session_hash,
+            "event_data": None})
+        if joined.status_code != 200:
+            return f"refused: HTTP {joined.status_code}"
+        with client.stream("GET", url + f"gradio_api/queue/data?session_hash={session_hash}") as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    output = message.get("output") or {}
+                    return f"ok: {output.get('data')}" if message.get("success") else f"refused: {output.get('error')}"
+    return "no answer"
+
+
 def _raise_error(result: dict) -> dict:
     """``/chat`` reports a refused turn in its result's ``error``."""
     if result.get("error"):
@@ -82,6 +107,7 @@ def main(address: str, work: Path) -> dict:
     for name, password in PASSWORDS.items():
         added = docmind(data, "users", "add", name, stdin=password + "\n")
         assert added.returncode == 0, added.stderr
+    assert docmind(data, "collections", "create", "Taxes").returncode == 0
     process, url = start(data, address, work / "serve.log")
     try:
         report["url"] = url
@@ -118,6 +144,23 @@ def main(address: str, work: Path) -> dict:
             "export": call(url, bob_cookies, "export_session", alice_session, "json"),
             "rename": call(url, bob_cookies, "rename_session", alice_session, "taken over"),
         }
+        alice_cookies = login(url, "alice", PASSWORDS["alice"]).cookies
+        report["export_route"] = {
+            who: (lambda r: {"status": r.status_code, "has_question": "What is in my documents?" in r.text,
+                             "disposition": r.headers.get("content-disposition", "")})(
+                httpx.get(f"{url}docmind/export/{alice_session}?format=md", cookies=cookies, timeout=120))
+            for who, cookies in (("alice", alice_cookies), ("bob", bob_cookies), ("anonymous", None))}
+        report["bob_on_alice_page_events"] = {
+            "scope_change": run_event(url, bob_cookies, "docmind-scope-chooser", "change", ["Taxes"], alice_session),
+            "scope_open": run_event(url, bob_cookies, "docmind-session-id", "change", alice_session),
+        }
+        report["alice_scope_change"] = run_event(url, alice_cookies, "docmind-scope-chooser", "change", ["Taxes"],
+                                                 alice_session)
+        report["bob_server_wide"] = {
+            "export_everything": run_event(url, bob_cookies, "docmind-export", "click"),
+            "watch_folder": run_event(url, bob_cookies, "docmind-watch", "click", "/etc", "(no collection)"),
+            "model_server": run_event(url, bob_cookies, "docmind-server-use", "click", "http://127.0.0.1:9/v1", "", ""),
+        }
         report["alice_after"] = {"sessions": alice.predict(api_name="/sessions"),
                                  "export": alice.predict(alice_session, "json", api_name="/export_session")}
 
@@ -127,6 +170,10 @@ def main(address: str, work: Path) -> dict:
         process.terminate()
         process.wait(30)
     report["log"] = (work / "serve.log").read_text(errors="replace")
+    with sqlite3.connect(data / "docmind.db") as db:
+        report["scope_changes_of_alice"] = db.execute(
+            "SELECT COUNT(*) FROM session_scope_changes WHERE session_id = ?", (report["alice_session"],)).fetchone()[0]
+        report["watched_folders"] = db.execute("SELECT COUNT(*) FROM watched_folders").fetchone()[0]
     return report
 
 

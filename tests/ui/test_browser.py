@@ -262,7 +262,7 @@ def test_after_reload_the_session_is_listed_and_exports(page, artifacts: Path) -
     table.get_by_text("Summarise the warranty terms").click()
     page.locator("#docmind-sessions-summary").get_by_text("2 messages").wait_for()
     with page.expect_download() as download:
-        page.get_by_role("button", name="Export Markdown").click()
+        page.get_by_role("link", name="Export Markdown").click()
     exported = Path(download.value.path()).read_text()
     assert exported.startswith("# Summarise the warranty terms") and "## DocMind" in exported
     page.screenshot(path=artifacts / "07-sessions-export.png", full_page=True)
@@ -282,7 +282,7 @@ def test_sessions_search_import_and_delete_with_confirmation(page, tmp_path: Pat
     table.get_by_text("What does the Zorblax warranty cover?").filter(visible=True).first.click()
     page.locator("#docmind-sessions-summary").get_by_text("What does the Zorblax warranty cover?").wait_for()
     with page.expect_download() as download:
-        page.get_by_role("button", name="Export JSON").click()
+        page.get_by_role("link", name="Export JSON").click()
     exported = tmp_path / "export.json"
     exported.write_bytes(Path(download.value.path()).read_bytes())
     with page.expect_file_chooser() as chooser:

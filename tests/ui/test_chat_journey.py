@@ -182,9 +182,10 @@ def test_the_chats_tab_hides_ids_and_confirms_rename_and_export(page, artifacts:
     table.get_by_text("Warranty questions").filter(visible=True).first.wait_for()
     assert title.input_value() == "Warranty questions"
     page.screenshot(path=artifacts / "journey-06-renamed.png", full_page=True)
-    with page.expect_download():
-        page.get_by_role("button", name="Export Markdown").click()
-    page.get_by_text("“Warranty questions” exported as Markdown").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export Markdown").click()  # the owner-checked export route
+    assert download.value.suggested_filename.startswith("Warranty-questions-")
+    assert Path(download.value.path()).read_text().startswith("# Warranty questions")
     page.screenshot(path=artifacts / "journey-07-exported.png", full_page=True)
     page.get_by_placeholder("Search all chats…").fill("Zorblax")
     page.get_by_role("button", name="Search").click()

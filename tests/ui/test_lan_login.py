@@ -63,6 +63,28 @@ def test_users_see_only_their_own_chats(report):
     assert json.loads(after["export"])["messages"][0]["content"] == "What is in my documents?"
 
 
+def test_a_chat_export_downloads_for_its_owner_only(report):
+    exports = report["export_route"]
+    assert exports["alice"]["status"] == 200 and exports["alice"]["has_question"]
+    assert exports["alice"]["disposition"].startswith("attachment; filename*=UTF-8''")
+    assert exports["bob"] == {"status": 404, "has_question": False, "disposition": ""}, "bob cannot download it"
+    assert exports["anonymous"]["status"] == 401
+
+
+def test_page_events_refuse_another_users_chat(report):
+    """The page's own handlers (reachable by ``queue/join`` even when hidden from the API) check the owner."""
+    for action, outcome in report["bob_on_alice_page_events"].items():
+        assert outcome.startswith("refused: No session with id"), f"bob could {action} on alice's chat: {outcome}"
+    assert report["alice_scope_change"].startswith("ok:") and "Taxes" in report["alice_scope_change"]
+    assert report["scope_changes_of_alice"] == 1, "only alice's own change was recorded"
+
+
+def test_what_reaches_beyond_a_users_chats_is_left_to_the_server(report):
+    for action, outcome in report["bob_server_wide"].items():
+        assert outcome.startswith("refused: On a shared DocMind,"), f"bob could {action}: {outcome}"
+    assert report["watched_folders"] == 0
+
+
 def test_failed_logins_are_rate_limited(report):
     assert report["guessing"][:5] == [400] * 5
     assert report["guessing"][5:] == [429, 429]

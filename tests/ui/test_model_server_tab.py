@@ -29,6 +29,7 @@ def test_switch_to_a_model_server_and_back(page, server: Server, served_tiny_mod
     page.get_by_text("Answer with a model server").click()
     block = page.locator("#docmind-model-server")
     block.get_by_text("Only the passages DocMind finds for a question are sent").wait_for()
+    block.get_by_text("applies to the built-in model only").wait_for()  # the thinking limit, said plainly
     page.locator("#docmind-server-url textarea, #docmind-server-url input").first.fill("http://127.0.0.1:1/v1")
     page.locator("#docmind-server-test").click()
     page.locator("#docmind-server-result").get_by_text("cannot be reached").wait_for()
