@@ -22,11 +22,14 @@ from docmind.model.loading import check_model_files
 from docmind.model.registry import ModelChoice, get_spec, models_dir, resolve_model
 from docmind.model.speed import DOWNLOAD_MBIT_PER_S, describe_seconds, download_seconds
 from docmind.ui import model_server
+from docmind.ui.auth import only_on_the_server
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import shows_errors
 from docmind.ui.model_download import DownloadPhase, DownloadState
 from docmind.ui.status import BUSY_SECONDS, StatusLine, model_display_name, poll_interval
 
+MODEL_CHOICE_ONLY = ("choosing or downloading the model (every user's chats use it)",
+                     "`docmind model download NAME` or model_path in config.toml")
 ERROR_STYLE = "border:1px solid #b91c1c;background:#fef2f2;color:#7f1d1d;border-radius:6px;padding:0.2em 0.8em"
 FOLDER_NEEDS = ("A model folder holds a Hugging Face model as downloaded: a `config.json` file, the tokenizer "
                 "(`tokenizer.json`) and the weights (one or more `.safetensors` files).")
@@ -176,7 +179,7 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
             with gr.Row():
                 folder = gr.Textbox(placeholder="/path/to/Qwen3-4B-Thinking-2507", label="Model folder",
                                     scale=5, elem_id="docmind-model-folder")
-                use_folder = gr.Button("Use this folder", scale=1)
+                use_folder = gr.Button("Use this folder", scale=1, elem_id="docmind-use-folder")
             folder_result = gr.HTML(elem_id="docmind-model-folder-result")
         model_server.render(context, status)
         with gr.Accordion("Technical details", open=False):
@@ -190,7 +193,8 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
         return gr.update(visible=not running, value=state.action), gr.update(visible=running)
 
     @shows_errors
-    def start(hub_id: str) -> tuple:
+    def start(hub_id: str, request: gr.Request) -> tuple:
+        only_on_the_server(request, *MODEL_CHOICE_ONLY)
         if not hub_id:
             raise gr.Error("Choose a model first.")
         context.download.start(hub_id)
@@ -199,7 +203,8 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
 
     status.follow(download.click(start, choice, [progress, download, pause, timer], api_visibility="private"))
 
-    def do_pause() -> tuple:
+    def do_pause(request: gr.Request) -> tuple:
+        only_on_the_server(request, *MODEL_CHOICE_ONLY)
         context.download.pause()
         return gr.update(visible=False), gr.update(value="Pausing…")
 
@@ -208,7 +213,8 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
                  outputs=[download_area, switch, switching], api_visibility="private")
 
     @shows_errors
-    def use(path_text: str) -> tuple:
+    def use(path_text: str, request: gr.Request) -> tuple:
+        only_on_the_server(request, *MODEL_CHOICE_ONLY)
         if not path_text.strip():
             raise gr.Error("Type the folder's path first.")
         path = Path(path_text.strip()).expanduser()

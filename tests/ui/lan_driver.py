@@ -160,6 +160,8 @@ def main(address: str, work: Path) -> dict:
             "export_everything": run_event(url, bob_cookies, "docmind-export", "click"),
             "watch_folder": run_event(url, bob_cookies, "docmind-watch", "click", "/etc", "(no collection)"),
             "model_server": run_event(url, bob_cookies, "docmind-server-use", "click", "http://127.0.0.1:9/v1", "", ""),
+            "model_download": run_event(url, bob_cookies, "docmind-download", "click", "Qwen/Qwen3-0.6B"),
+            "model_folder": run_event(url, bob_cookies, "docmind-use-folder", "click", "/etc"),
         }
         report["alice_after"] = {"sessions": alice.predict(api_name="/sessions"),
                                  "export": alice.predict(alice_session, "json", api_name="/export_session")}
