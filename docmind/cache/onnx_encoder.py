@@ -15,11 +15,12 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +119,11 @@ def _feed_forward_outputs(model: Path, layers: int) -> list[str]:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the exporter's tracer warnings and the quantizer's advice, shown once per machine otherwise."""
+    """Silence the exporter's tracer warnings and the quantizer's advice, shown once per machine otherwise;
+    what the optimizer prints (it prints some failures) goes to stderr, so ``--json`` stdout stays clean."""
     logging.disable(logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
             yield
     finally:
