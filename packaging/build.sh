@@ -6,10 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+OPENCV_GUI_VERSION='from importlib.metadata import version; print(version("opencv-python"))'  # fails when absent
 
 if [ -n "${DOCMIND_BUILD_VENV:-}" ]; then
   VENV=$DOCMIND_BUILD_VENV
   "$VENV/bin/python" -c 'import PyInstaller' 2>/dev/null || "$VENV/bin/pip" install -q -e '.[package]'
+  "$VENV/bin/python" -c "$OPENCV_GUI_VERSION" >/dev/null 2>&1 &&
+    echo "note: $VENV has opencv-python, the GUI build (~115 MB more); the clean build venv ships the headless one" >&2
 else
   VENV=build/venv
   if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
@@ -20,6 +23,12 @@ else
     "$VENV/bin/pip" install -q torch==2.13.0
     "$VENV/bin/pip" install -q '.[package]'
     touch "$VENV/.installed"
+  fi
+  # RapidOCR declares opencv-python, the GUI build (Qt, X11: ~115 MB more unpacked); OCR needs only cv2's
+  # image functions, so the app ships the headless build of the same version instead.
+  if opencv=$("$VENV/bin/python" -c "$OPENCV_GUI_VERSION" 2>/dev/null); then
+    "$VENV/bin/pip" uninstall -q -y opencv-python
+    "$VENV/bin/pip" install -q --no-deps "opencv-python-headless==$opencv"
   fi
   "$VENV/bin/pip" install -q --no-deps --force-reinstall .  # this checkout's docmind, not an older copy
 fi

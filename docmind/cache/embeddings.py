@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 EMBED_BATCH_SIZE = 32
 EMBED_BACKENDS = ("onnx-int8", "torch")
 DEFAULT_EMBED_BACKEND = "onnx-int8"
-_BACKEND_RECIPES = {"onnx-int8": "v2: feed-forward outputs in float32"}
+_BACKEND_RECIPES = {"onnx-int8": "v3: fused kernels, feed-forward outputs of the first half of the layers in float32"}
 """How a backend's encoder is made (see ``onnx_encoder``): part of the identity, so a new recipe re-embeds."""
 CHUNK_TEXT_FORMAT = "context-v1"
 """The form of what is embedded for each chunk (see ``pipeline.embedded_text``). It is part of the model's

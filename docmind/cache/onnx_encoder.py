@@ -1,11 +1,12 @@
-"""The sentence-embedding model run by ONNX Runtime with int8 weights: about twice as fast on CPU as torch.
+"""The sentence-embedding model run by ONNX Runtime with int8 weights: about three times as fast on CPU as torch.
 
-The model is exported once per machine from its own weights (``torch.onnx``, then ONNX Runtime's
-dynamic int8 quantization of its matrix multiplications, per output channel, except those leaving
-the feed-forward blocks) into the user's cache
-folder, named by the model's identity, so another model or variant is exported anew. Vectors are
-mean-pooled and normalised as sentence-transformers does, and keep a cosine above 0.99 with torch's.
-``OnnxEmbedding`` is a LlamaIndex embedding, so search and the agent use it like the torch one.
+The model is exported once per machine from its own weights into the user's cache folder, named by
+the model's identity, so another model or recipe is exported anew: ``torch.onnx``, then ONNX Runtime's
+transformer optimizer (one fused kernel per attention, LayerNorm, GELU), then dynamic int8
+quantization of the matrix multiplications, per output channel, except a few that stay float32
+(``_feed_forward_outputs``). Vectors are mean-pooled and normalised as sentence-transformers does,
+and keep a cosine above 0.99 with torch's. ``OnnxEmbedding`` is a LlamaIndex embedding, so search
+and the agent use it like the torch one.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from pydantic import PrivateAttr
 log = logging.getLogger(__name__)
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_FEED_FORWARD_OUTPUT = re.compile(r"/layer\.(\d+)/output/dense/")  # not ".../attention/output/dense/"
 
 
 def encoders_dir() -> Path:
@@ -55,11 +59,13 @@ def exported_int8(model_dir: Path, identity: str) -> Path:
 
 def _export_int8(model_dir: Path, target: Path) -> None:
     import torch
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
 
     started = time.perf_counter()
-    model = AutoModel.from_pretrained(str(model_dir)).eval()
+    # eager attention exports as the MatMul/Softmax pattern that ``_fuse`` recognises (sdpa's graph is not)
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
 
     class _Hidden(torch.nn.Module):  # positional inputs and one output, as the exporter wants
         def __init__(self) -> None:
@@ -72,34 +78,52 @@ def _export_int8(model_dir: Path, target: Path) -> None:
 
     sample = torch.ones((2, 8), dtype=torch.int64)
     with tempfile.TemporaryDirectory(dir=target.parent) as work, _quiet():
-        plain, quantized = Path(work) / "model.onnx", Path(work) / "int8.onnx"
+        plain, fused, quantized = Path(work) / "model.onnx", Path(work) / "fused.onnx", Path(work) / "int8.onnx"
         torch.onnx.export(
             _Hidden(), (sample, sample, torch.zeros_like(sample)), str(plain), input_names=list(_INPUTS),
             output_names=["hidden"], dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*_INPUTS, "hidden"]},
             opset_version=17, dynamo=False,
         )
-        quantize_dynamic(str(plain), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=_feed_forward_outputs(plain))
+        _fuse(plain, fused, model.config)
+        quantize_dynamic(str(fused), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=_feed_forward_outputs(fused, model.config.num_hidden_layers),
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})  # fused kernels hide their types
         os.replace(quantized, target)
     log.info("exported the int8 encoder %s in %.1f s", target.name, time.perf_counter() - started)
 
 
-def _feed_forward_outputs(model: Path) -> list[str]:
-    """The matrix products that leave each layer's feed-forward block: their GELU inputs span a wide range
-    that int8 activations blur, so they stay float32 (cosine with torch 0.9975 instead of 0.994, measured)."""
+def _fuse(plain: Path, fused: Path, config: Any) -> None:
+    """ONNX Runtime's transformer optimizer: each layer's attention, LayerNorm with its residual add, GELU
+    with its bias and the remaining bias adds become single kernels. GELU stays exact (no tanh
+    approximation), so the float results are those of the unfused graph."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    options = FusionOptions("bert")
+    options.enable_gelu_approximation = False
+    optimize_model(str(plain), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size,
+                   optimization_options=options, opt_level=0).save_model_to_file(str(fused))
+
+
+def _feed_forward_outputs(model: Path, layers: int) -> list[str]:
+    """The matrix products that leave the feed-forward blocks of the first half of the ``layers``: their GELU
+    inputs span a wide range that int8 activations blur, so they stay float32. Measured on MiniLM
+    (mean cosine with torch over 96 chunks): all in int8 0.9943, these three in float32 0.9974,
+    all six 0.9976 for 21% more CPU time; the later layers barely matter."""
     import onnx
 
     graph = onnx.load(str(model), load_external_data=False).graph
-    return [node.name for node in graph.node
-            if node.op_type == "MatMul" and "/output/dense/" in node.name and "attention" not in node.name]
+    names = [node.name for node in graph.node if node.op_type == "MatMul"]
+    return [name for name in names if (found := _FEED_FORWARD_OUTPUT.search(name)) and int(found.group(1)) < layers // 2]
 
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the exporter's tracer warnings and the quantizer's advice, shown once per machine otherwise."""
+    """Silence the exporter's tracer warnings and the quantizer's advice, shown once per machine otherwise;
+    what the optimizer prints (it prints some failures) goes to stderr, so ``--json`` stdout stays clean."""
     logging.disable(logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
             yield
     finally:

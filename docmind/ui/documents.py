@@ -14,7 +14,7 @@ from docmind.cache.documents import DocumentInfo, library_stats, list_documents,
 from docmind.ui import organise
 from docmind.ui.context import AppContext
 from docmind.ui.feedback import shows_errors
-from docmind.ui.ingest_queue import FAILED, FileJob
+from docmind.ui.ingest_queue import CANCELLED, FAILED, FileJob
 from docmind.ui.status import BUSY_SECONDS, StatusLine, poll_interval
 from docmind.ui.viewer import viewer_url
 
@@ -30,7 +30,8 @@ FILE_TYPES_TEXT = ("PDF (scanned ones too), Word (.docx), PowerPoint (.pptx), we
 
 
 def _job_rows(jobs: list[FileJob]) -> list[list]:
-    return [[job.name, ("⚠ " if job.state == FAILED else "") + job.detail] for job in reversed(jobs)]
+    return [[job.name, ("⚠ " if job.state == FAILED and job.detail != CANCELLED else "") + job.detail]
+            for job in reversed(jobs)]
 
 
 def current_batch(jobs: list[FileJob]) -> list[FileJob]:
@@ -46,19 +47,26 @@ def summary_markdown(jobs: list[FileJob], documents: int, passages: int) -> str:
     """What the latest upload is doing (or did), then the whole library's size.
 
     A finished upload says how many files were added and how many failed; with any failure it is a warning.
+    Files left out because the user pressed "Stop adding files" are counted as stopped, not as failures.
     """
     library = f"**Your library:** {_count(documents, 'document')}, {_count(passages, 'passage')}."
     batch = current_batch(jobs)
     if not batch:
         return library
     working = [job for job in batch if not job.finished]
-    failed = sum(job.state == FAILED for job in batch)
-    added = len(batch) - len(working) - failed
+    stopped = sum(job.detail == CANCELLED for job in batch)
+    failed = sum(job.state == FAILED for job in batch) - stopped
+    added = len(batch) - len(working) - failed - stopped
     failures = f" · **{failed} failed** (see the reason next to each file)" if failed else ""
     if working:
         current = working[0]
         upload = (f"⟳ Adding documents: {len(batch) - len(working)} of {len(batch)} done · now **{current.name}** "
                   f"({current.detail}){failures}")
+    elif stopped:
+        them = "it" if stopped == 1 else "them"
+        upload = f"**Stopped: {_count(stopped, 'file')} not added** (add {them} again to finish)"
+        upload += f", {added} added" if added else ""
+        upload += f", {failed} failed (see the reason next to each file)." if failed else "."
     elif len(batch) == 1:
         upload = f"{'⚠' if failed else '✓'} **{batch[0].name}**: {batch[0].detail}."
     elif failed == len(batch):

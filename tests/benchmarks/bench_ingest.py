@@ -352,6 +352,7 @@ def main() -> None:
     paragraphs[3] = "This paragraph was rewritten for the benchmark: the storeroom moved to the east wing. " * 3
     edited.write_text("\n\n".join(paragraphs), encoding="utf-8")
     edit = ingestor.ingest([corpus])
+    Ingestor(torch_settings).ingest([corpus])  # the same edit (it drops a planted fact), so both backends are scored alike
 
     searcher = Searcher(settings)
     searcher.search("warm up", 1)  # load the model before timing queries

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from onnx import load as load_onnx_graph
+import pytest
 
-from docmind.cache import Ingestor, Searcher
+from docmind.cache import Ingestor, Searcher, embeddings
 from docmind.cache.embeddings import default_embed_model_path, embed_model_identity, load_embed_model
+from docmind.cache.onnx_encoder import exported_int8
 from docmind.config import Settings
 from docmind.storage import open_database
 
@@ -34,6 +37,19 @@ def test_the_int8_encoder_agrees_with_torch_and_is_independent_of_its_batch() ->
     assert list((asked @ fast.T).argmax(axis=1)) == list((np.asarray(torch.get_text_embedding_batch(QUESTIONS)) @ exact.T).argmax(axis=1)) == [0, 1, 2, 3]
     assert np.array_equal(np.asarray(onnx.get_text_embedding(PASSAGES[1])), fast[1])  # alone or in a batch
     assert embed_model_identity(path, "onnx-int8") != embed_model_identity(path, "torch")
+
+
+def test_the_export_is_fused_and_its_recipe_is_part_of_the_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = default_embed_model_path()
+    identity, torch_identity = embed_model_identity(path, "onnx-int8"), embed_model_identity(path, "torch")
+    graph = load_onnx_graph(str(exported_int8(path, identity)), load_external_data=False).graph
+    operators = {node.op_type for node in graph.node}
+    assert {"QAttention", "SkipLayerNormalization", "BiasGelu"} <= operators  # one kernel each, not dozens of ops
+    assert "Softmax" not in operators and "Erf" not in operators
+
+    monkeypatch.setitem(embeddings._BACKEND_RECIPES, "onnx-int8", "a later recipe")
+    assert embed_model_identity(path, "onnx-int8") != identity  # so a new recipe re-embeds, as a new backend does
+    assert embed_model_identity(path, "torch") == torch_identity
 
 
 def test_changing_the_backend_reembeds_instead_of_mixing_vectors(settings: Settings, tmp_path: Path) -> None:

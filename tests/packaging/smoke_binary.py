@@ -137,6 +137,8 @@ def test_ocr_reads_a_scanned_pdf_and_an_image_offline(binary: Path, env: dict[st
     assert report["files_new"] == 2 and report["files_failed"] == [] and report["pages_failed"] == [], report
     hits = run_json(binary, env, "search", "courier arrives Thursday")
     assert (Path(hits[0]["source"]).name, hits[0]["page"]) == ("scan.pdf", 2)
+    runtime = Path(env["HOME"]) / ".cache" / "DocMind" / "runtime"
+    assert not list(runtime.rglob("libQt*")), "the GUI build of OpenCV was bundled, not opencv-python-headless"
 
 
 def test_ask_answers_with_the_tiny_model(binary: Path, env: dict[str, str], documents: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from docmind.ui.documents import summary_markdown
-from docmind.ui.ingest_queue import DONE, FAILED, WORKING, FileJob
+from docmind.ui.ingest_queue import CANCELLED, DONE, FAILED, WORKING, FileJob
 
 
 def _job(number: int, batch: int, state: str, detail: str) -> FileJob:
@@ -47,6 +47,15 @@ def test_a_partly_failed_upload_counts_added_and_failed() -> None:
     summary = summary_markdown(jobs, documents=1, passages=2)
     assert "1 file of 3 added, 2 failed" in summary and 'role="alert"' in summary
     assert "You can ask about it in the Chat tab." in summary
+
+
+def test_files_the_user_stopped_are_counted_as_stopped_not_failed() -> None:
+    jobs = [_job(1, 1, DONE, "added: 2 passages"), _job(2, 1, FAILED, CANCELLED), _job(3, 1, FAILED, CANCELLED)]
+    summary = summary_markdown(jobs, documents=1, passages=2)
+    assert summary.startswith("**Stopped: 2 files not added** (add them again to finish), 1 added.")
+    assert "⚠" not in summary and 'role="alert"' not in summary and "You can ask about it in the Chat tab." in summary
+    with_failure = summary_markdown([_job(1, 1, FAILED, "failed: empty"), _job(2, 1, FAILED, CANCELLED)], 0, 0)
+    assert "Stopped: 1 file not added** (add it again to finish), 1 failed" in with_failure and 'role="alert"' in with_failure
 
 
 def test_before_any_upload_only_the_library_is_described() -> None:
