@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.cache.test_large_files import big_pdf
-from tests.ui.conftest import Server
+from tests.ui.conftest import Server, app_page
 
 WAIT_MS = 120_000
 PAGES = 80
@@ -21,12 +21,14 @@ def test_stop_adding_files_leaves_nothing_behind(browser, server: Server, tmp_pa
     notes = [tmp_path / "notes-1.txt", tmp_path / "notes-2.txt"]
     for number, note in enumerate(notes, start=1):
         note.write_text(f"Note {number}: the Zorblax pump is serviced every {number + 2} months.\n")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
+    with app_page(browser, server.url, wait_ms=WAIT_MS) as page:
+        _stop_while_the_pdf_is_read(page, server, [manual, *notes], artifacts)
+
+
+def _stop_while_the_pdf_is_read(page, server: Server, files: list[Path], artifacts: Path) -> None:
     page.get_by_role("tab", name="Documents").click()
 
-    page.locator("#docmind-upload input[type=file]").set_input_files([str(manual), *map(str, notes)])
+    page.locator("#docmind-upload input[type=file]").set_input_files([str(path) for path in files])
     summary = page.locator("#docmind-ingest-summary")
     summary.get_by_text(re.compile(rf"now manual\.pdf \((page \d+ of {PAGES}|embedding)")).wait_for()
     stop = page.get_by_role("button", name="Stop adding files")
@@ -46,4 +48,3 @@ def test_stop_adding_files_leaves_nothing_behind(browser, server: Server, tmp_pa
         assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM chunks").fetchone()[0] == 0
     assert not [path for path in (server.data_dir / "library").rglob("*") if path.is_file()]  # no uploaded copy kept
-    page.close()
