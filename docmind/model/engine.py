@@ -17,7 +17,8 @@ a closing sentence and ``</think>`` instead of sampled tokens, one per step so t
 shape (21 steps with Qwen3's tokenizer); then the model writes the answer.
 
 On CPU the model's decode-step attention runs as plain matmuls (``attention.py``), and the KV cache
-grows in place (``kv.py``). Both matter most for long prompts.
+grows in place (``kv.py``). Both matter most for long prompts. int4 weights on CPU prefill through
+bf16 matmuls and decode through the int4 kernel (``int4_prefill.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmind.model.attention import use_decode_attention
+from docmind.model.int4_prefill import use_dense_prefill
 from docmind.model.errors import EngineStalledError, EngineStoppedError, GenerationFaultError, PromptTooLongError
 from docmind.model.prefix_cache import PrefixCache
 from docmind.model.requests import GenerationRequest, GenerationResult, RequestHandle
@@ -155,6 +157,8 @@ class GenerationEngine:
         """Forward passes run over prompts so far (a group of prompts prefilled together counts once)."""
         self.decode_attention = use_decode_attention(model)
         """Whether decode steps use ``attention.decode_attention`` (CPU) instead of sdpa."""
+        self.dense_prefill_layers = use_dense_prefill(model)
+        """int4 linear layers that run prompts through bf16 matmuls (``int4_prefill``; CPU)."""
         self.on_logits: Callable[[list[RequestHandle], Any], None] | None = None
         """Test hook: called in the worker with each step's rows and their next-token logits
         (rows x vocab) before sampling; it may change the logits in place or raise (fault injection)."""

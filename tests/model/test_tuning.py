@@ -1,6 +1,7 @@
 """int4 on CPU, the plan measured on this machine (recorded, reused, re-measured), and the quality guard.
 
-The tiny model here has hidden size 128 so that int4's group size of 128 applies to its linear layers.
+The tiny model here (``int4_model_dir``) has hidden size 128 so that int4's group size of 128 applies to its
+linear layers.
 """
 
 from __future__ import annotations
@@ -22,13 +23,6 @@ from docmind.model.hardware import Hardware
 from docmind.model.tuning import PlanRecord, candidates, progress, read_record, record_key, write_record
 
 GB = 1024**3
-
-
-@pytest.fixture(scope="module")
-def int4_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.tiny_model import build_tiny_qwen3
-
-    return build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3-128"), hidden_size=128, num_hidden_layers=2)
 
 
 def _tokens(loaded) -> tuple[int, ...]:
