@@ -6,12 +6,11 @@ reuse the KV cache of an earlier prompt with the same start (such as the previou
 chat) runs on its own, from the end of the reused part. Requests waiting together whose prompts open
 with the same long start (an agent's system prompt and tool descriptions) prefill it once: the first
 stops at the end of the shared start and leaves its KV in the prefix cache, where the others find it.
-While other requests are decoding, prefill
-advances about ``prefill_chunk`` tokens between their steps. A new row's KV is left-padded to the
-batch length. Every step decodes one token for all rows at once. A row leaves when it stops, hits
-``max_new_tokens``, is cancelled or fails, and its KV is kept for the next turn. This is static
-batching with rows joining and leaving (measured 4.7x decode at batch 5 on CPU, against 2.3x for
-transformers' continuous batching, STACK.md).
+While other requests are decoding, prefill advances about ``prefill_chunk`` tokens between their steps.
+A new row's KV is left-padded to the batch length. Every step decodes one token for all rows at once.
+A row leaves when it stops, hits ``max_new_tokens``, is cancelled or fails, and its KV is kept for the
+next turn. This is static batching with rows joining and leaving (measured 4.7x decode at batch 5 on
+CPU, against 2.3x for transformers' continuous batching, STACK.md).
 
 A request's ``thinking_budget`` bounds its thought (the budget control Qwen documents for its thinking
 models): a row counts the tokens it generates inside ``<think>`` (the prompt may already have opened
@@ -37,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmind.model.attention import use_decode_attention
-from docmind.model.int4_prefill import use_dense_prefill
 from docmind.model.errors import EngineStalledError, EngineStoppedError, GenerationFaultError, PromptTooLongError
+from docmind.model.int4_prefill import use_dense_prefill
 from docmind.model.prefix_cache import PrefixCache, common_prefix
 from docmind.model.requests import GenerationRequest, GenerationResult, RequestHandle
 from docmind.model.text import partial_suffix
