@@ -57,6 +57,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def int4_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model with hidden size 128, so that int4's group size of 128 applies to its linear layers."""
+    from tests.fixtures.tiny_model import build_tiny_qwen3
+
+    return build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3-128"), hidden_size=128, num_hidden_layers=2)
+
+
+@pytest.fixture(scope="session")
 def served_tiny_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """``transformers serve`` over the tiny model on a loopback port (one process per test run)."""
     from tests.fixtures.model_server import start_transformers_serve

@@ -152,8 +152,9 @@ def load_model_handle(settings: Settings, *, enable_thinking: bool = True) -> Mo
     ``ModelNotDownloadedError`` when no model is on disk.
 
     The LLM is this handle's own copy (same engine), so its options never change another caller's. Its
-    thoughts are bounded by ``thinking_budget(settings)``; without thinking the prompt ends in an empty
-    think block (also for a model that always thinks).
+    thoughts are bounded by ``thinking_budget`` at the decode speed measured on this computer (estimated
+    when the plan was not measured); without thinking the prompt ends in an empty think block (also for a
+    model that always thinks).
     """
     options: dict[str, Any] = {"enable_thinking": enable_thinking}
     if settings.max_new_tokens:
@@ -168,7 +169,7 @@ def load_model_handle(settings: Settings, *, enable_thinking: bool = True) -> Mo
 
     runtime = get_runtime(settings)
     engine = runtime.engine
-    options["thinking_budget"] = thinking_budget(settings).tokens
+    options["thinking_budget"] = thinking_budget(settings, runtime.loaded.decode_tok_s).tokens
     return ModelHandle(
         llm=runtime.llm.model_copy(update=options),
         count_tokens=lambda text: len(engine.tokenize(text)) if text else 0,

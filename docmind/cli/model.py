@@ -20,7 +20,7 @@ model_errors = one_line_errors("docmind.model.errors:ModelError")
 
 
 def _status_text(status: dict) -> str:
-    lines = [f"{k:>18}: {v}" for k, v in status.items() if k not in ("measured_plan", "quality")]
+    lines = [f"{k:>18}: {v}" for k, v in status.items() if k not in ("measured_plan", "quality", "thinking_budget")]
     plan = status["measured_plan"]
     if plan:
         lines.append(f"{'measured plan':>18}: {plan['dtype']} {plan['quantization']}, {plan['threads']} threads: "
@@ -32,6 +32,9 @@ def _status_text(status: dict) -> str:
         lines.append(f"{'quality':>18}: {quality['quantization']} picks the unquantized model's next token "
                      f"{quality['top1_agreement']:.0%} of the time (mean KL {quality['mean_kl']}; "
                      f"threshold {quality['min_agreement']:.0%})")
+    budget = status["thinking_budget"]
+    lines.append(f"{'thinking budget':>18}: {budget['tokens']} tokens, about {budget['seconds']:.0f} s at "
+                 f"{budget['decode_tok_s']} tok/s ({'measured' if budget['measured'] else 'estimated'})")
     return "\n".join(lines)
 
 

@@ -3,12 +3,14 @@
 A single worker thread owns the model. Waiting requests are prefilled before they join the running
 batch. Short prompts that arrive together share one left-padded forward pass. A prompt that can
 reuse the KV cache of an earlier prompt with the same start (such as the previous turn of the same
-chat) runs on its own, from the end of the reused part. While other requests are decoding, prefill
-advances about ``prefill_chunk`` tokens between their steps. A new row's KV is left-padded to the
-batch length. Every step decodes one token for all rows at once. A row leaves when it stops, hits
-``max_new_tokens``, is cancelled or fails, and its KV is kept for the next turn. This is static
-batching with rows joining and leaving (measured 4.7x decode at batch 5 on CPU, against 2.3x for
-transformers' continuous batching, STACK.md).
+chat) runs on its own, from the end of the reused part. Requests waiting together whose prompts open
+with the same long start (an agent's system prompt and tool descriptions) prefill it once: the first
+stops at the end of the shared start and leaves its KV in the prefix cache, where the others find it.
+While other requests are decoding, prefill advances about ``prefill_chunk`` tokens between their steps.
+A new row's KV is left-padded to the batch length. Every step decodes one token for all rows at once.
+A row leaves when it stops, hits ``max_new_tokens``, is cancelled or fails, and its KV is kept for the
+next turn. This is static batching with rows joining and leaving (measured 4.7x decode at batch 5 on
+CPU, against 2.3x for transformers' continuous batching, STACK.md).
 
 A request's ``thinking_budget`` bounds its thought (the budget control Qwen documents for its thinking
 models): a row counts the tokens it generates inside ``<think>`` (the prompt may already have opened
@@ -17,7 +19,8 @@ a closing sentence and ``</think>`` instead of sampled tokens, one per step so t
 shape (21 steps with Qwen3's tokenizer); then the model writes the answer.
 
 On CPU the model's decode-step attention runs as plain matmuls (``attention.py``), and the KV cache
-grows in place (``kv.py``). Both matter most for long prompts.
+grows in place (``kv.py``). Both matter most for long prompts. int4 weights on CPU prefill through
+bf16 matmuls and decode through the int4 kernel (``int4_prefill.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from typing import Any
 
 from docmind.model.attention import use_decode_attention
 from docmind.model.errors import EngineStalledError, EngineStoppedError, GenerationFaultError, PromptTooLongError
-from docmind.model.prefix_cache import PrefixCache
+from docmind.model.int4_prefill import use_dense_prefill
+from docmind.model.prefix_cache import PrefixCache, common_prefix
 from docmind.model.requests import GenerationRequest, GenerationResult, RequestHandle
 from docmind.model.text import partial_suffix
 from docmind.model.thinking import CLOSE_TAG, OPEN_TAG, thinking_closing
@@ -42,6 +46,8 @@ from docmind.model.thinking import CLOSE_TAG, OPEN_TAG, thinking_closing
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX_CACHE_BYTES = 2 * 1024**3
+MIN_SHARED_TOKENS = 64
+"""A prompt start shared with waiting requests at least this long is prefilled once for all of them."""
 DEFAULT_STALL_SECONDS = 600.0
 """A waiting request gives up when the engine has made no progress for this long (a long prompt's
 prefill on a slow CPU is the slowest honest step)."""
@@ -111,6 +117,9 @@ class _Prefill:
     cache: Any
     done: int
     """Prompt positions already in ``cache`` (a group's are all done in its single pass)."""
+    shared: int = 0
+    """A single row's prompt start that waiting requests share: once prefilled, its KV goes to the prefix
+    cache, so that they start from it (0: none)."""
 
     @property
     def width(self) -> int:
@@ -153,8 +162,12 @@ class GenerationEngine:
         """The most requests decoded in one step so far."""
         self.prefill_passes = 0
         """Forward passes run over prompts so far (a group of prompts prefilled together counts once)."""
+        self.prefill_tokens = 0
+        """Prompt positions run through the model so far (a group's padding included)."""
         self.decode_attention = use_decode_attention(model)
         """Whether decode steps use ``attention.decode_attention`` (CPU) instead of sdpa."""
+        self.dense_prefill_layers = use_dense_prefill(model)
+        """int4 linear layers that run prompts through bf16 matmuls (``int4_prefill``; CPU)."""
         self.on_logits: Callable[[list[RequestHandle], Any], None] | None = None
         """Test hook: called in the worker with each step's rows and their next-token logits
         (rows x vocab) before sampling; it may change the logits in place or raise (fault injection)."""
@@ -377,7 +390,19 @@ class GenerationEngine:
             row.cached_prompt_tokens = reused
             kv = [(k[:, :, :reused], v[:, :, :reused]) for k, v in entry.kv]
             return _Prefill([row], new_cache(self.model.config, kv), reused)
+        shared = self._shared_start(handle.prompt_ids)
+        if shared:
+            return _Prefill([row], new_cache(self.model.config), 0, shared)
         return _Prefill([row, *self._companions(len(handle.prompt_ids), taken)], new_cache(self.model.config), 0)
+
+    def _shared_start(self, prompt_ids: list[int]) -> int:
+        """How much of ``prompt_ids`` the longest-matching waiting request also starts with (such as the
+        system prompt and tool descriptions that every agent prompt opens with), or 0 when that is
+        shorter than ``MIN_SHARED_TOKENS``."""
+        shared = max((common_prefix(tuple(h.prompt_ids), prompt_ids) for h in self._pending if not h.cancelled),
+                     default=0)
+        shared = min(shared, len(prompt_ids) - 1)
+        return shared if shared >= MIN_SHARED_TOKENS else 0
 
     def _companions(self, width: int, taken: list[RequestHandle]) -> list[_Row]:
         """Rows for the waiting requests at the head of the queue that can share a prefill pass with a
@@ -445,6 +470,8 @@ class GenerationEngine:
             rows[0].handle._finish(self._result(None, rows[0].handle, "cancelled"))
             return 0
         end = prefill.width if budget is None or len(rows) > 1 else min(prefill.width, start + max(budget, 1))
+        if start < prefill.shared < end:
+            end = prefill.shared  # stop at the shared start, to hand its KV to the prefix cache
         try:
             out = self.model(**self._prefill_inputs(rows, start, end), cache=prefill.cache, use_cache=True,
                              logits_to_keep=1)
@@ -455,7 +482,12 @@ class GenerationEngine:
                 row.handle._finish(None, error)
             return (end - start) * len(rows)
         self.prefill_passes += 1
+        self.prefill_tokens += (end - start) * len(rows)
         prefill.done = end
+        if end == prefill.shared:
+            self._prefix.add(tuple(rows[0].handle.prompt_ids[:end]),
+                             [(layer.keys[:, :, :end].clone(), layer.values[:, :, :end].clone())
+                              for layer in prefill.cache.layers])
         if end < prefill.width:
             return end - start  # a single row's chunk
         self._take_tokens(rows, out.logits[:, -1, :])

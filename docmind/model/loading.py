@@ -49,6 +49,11 @@ class LoadedModel:
     quality: QualityReport | None = None
     """How closely the quantized weights follow the unquantized model, or None when unquantized."""
 
+    @property
+    def decode_tok_s(self) -> float | None:
+        """Decode speed measured on this computer (batch 1), or None when the plan was not measured."""
+        return self.measured_plan.decode_tok_s if self.measured_plan is not None else None
+
 
 def weights_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.glob("*.safetensors"))

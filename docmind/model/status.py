@@ -9,6 +9,7 @@ from docmind.model.errors import ModelCorruptError, ModelError
 from docmind.model.hardware import Hardware, detect_hardware, plan_for, recommend
 from docmind.model.loading import check_model_files, quantized_cache_path, read_quality
 from docmind.model.registry import resolve_model
+from docmind.model.thinking import thinking_budget
 from docmind.model.tuning import read_record
 
 
@@ -35,6 +36,10 @@ class ModelStatus:
     quality: dict | None = None
     """The quality guard's report on the quantized weights in use (``quality.QualityReport``: top1_agreement,
     mean_kl, positions, min_agreement, passed), or None when unquantized or not yet quantized."""
+    thinking_budget: dict | None = None
+    """How long the model may think before answering: ``tokens`` (what the engine enforces), about how many
+    ``seconds`` that is at ``decode_tok_s``, and whether that speed was ``measured`` on this computer (else
+    estimated from the model's size)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,10 +62,12 @@ def model_status(settings: Settings, hardware: Hardware | None = None) -> ModelS
     plan = record.plan() if record else plan_for(choice.spec, hardware, settings.quantization, on_disk)
     quality = read_quality(quantized_cache_path(settings, choice, plan)) if plan.quantization != "none" else None
     rec = recommend(hardware)
+    budget = thinking_budget(settings, record.decode_tok_s if record else None)
     return ModelStatus(
         model=choice.name, path=str(choice.path), local=choice.local, state=state, message=message,
         bytes_on_disk=on_disk, download_bytes=choice.spec.download_bytes if choice.spec else None,
         thinks=choice.spec.thinks if choice.spec else None, device=hardware.summary,
         plan=f"{plan.device} {plan.dtype}, quantization {plan.quantization}: {plan.reason}",
         recommended_model=rec.spec.hub_id, recommended_reason=rec.reason,
-        measured_plan=asdict(record) if record else None, quality=quality.to_dict() if quality else None)
+        measured_plan=asdict(record) if record else None, quality=quality.to_dict() if quality else None,
+        thinking_budget=budget.to_dict())

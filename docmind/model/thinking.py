@@ -51,6 +51,10 @@ class ThinkingBudget:
     def seconds(self) -> float:
         return self.tokens / self.decode_tok_s
 
+    def to_dict(self) -> dict:
+        return {"tokens": self.tokens, "seconds": round(self.seconds, 1), "decode_tok_s": round(self.decode_tok_s, 2),
+                "measured": self.measured}
+
     @property
     def label(self) -> str:
         """For the UI, e.g. ``thinks for up to about 20 s (512 tokens)``."""

@@ -259,15 +259,18 @@ def _time_model(model: Any, prefill_tokens: int, deadline: float) -> tuple[float
 
 
 def _format_copy(layer: list[Any], head: Any, plan: LoadPlan) -> tuple[list[Any], Any]:
-    """Copies of the linears in ``plan``'s dtype and quantization."""
+    """Copies of the linears in ``plan``'s dtype and quantization, running as the engine runs them (int4:
+    prompts through bf16 matmuls, ``int4_prefill``)."""
     import torch
     import torch.nn as nn
 
+    from docmind.model.int4_prefill import use_dense_prefill
     from docmind.model.loading import quantize_linears
 
     modules = nn.ModuleList([copy.deepcopy(m) for m in layer] + [copy.deepcopy(head)]).to(getattr(torch, plan.dtype))
     if plan.quantization != "none":
         quantize_linears(modules, plan.quantization, plan.device)
+        use_dense_prefill(modules)
     return list(modules[:-1]), modules[-1]
 
 

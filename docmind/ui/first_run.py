@@ -1,10 +1,10 @@
 """The Model tab, shown first while no model is on disk.
 
-It says which model is in use (or that none is yet), and offers the download only when it applies:
-the recommended model and why in plain words (download size and time, memory, how long an answer
-takes on this computer), the others, free disk, a download with progress (bytes, speed, time left),
-pause and resume, and "use a model folder I already have" for machines without internet. Hub ids,
-paths and the load plan sit in a "Technical details" block.
+It says which model is in use (or that none is yet) and how it runs on this computer (``model_plan``),
+and offers the download only when it applies: the recommended model and why in plain words (download
+size and time, memory, how long an answer takes on this computer), the others, free disk, a download
+with progress (bytes, speed, time left), pause and resume, and "use a model folder I already have" for
+machines without internet. Hub ids, paths and the load plan sit in a "Technical details" block.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from docmind.model.registry import ModelChoice, get_spec, models_dir, resolve_mo
 from docmind.model.speed import DOWNLOAD_MBIT_PER_S, describe_seconds, download_seconds
 from docmind.ui import model_server
 from docmind.ui.auth import only_on_the_server
+from docmind.ui.model_plan import plan_markdown
 from docmind.ui.context import AppContext, ModelPhase
 from docmind.ui.feedback import shows_errors
 from docmind.ui.model_download import DownloadPhase, DownloadState
@@ -157,6 +158,7 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
         gr.Markdown("### The language model\nDocMind writes answers with a language model that runs on this "
                     "computer. It is downloaded once; after that DocMind works fully offline.")
         model_status = gr.Markdown(status_text, elem_id="docmind-model-status")
+        plan = gr.Markdown(lambda: plan_markdown(context, hardware), elem_id="docmind-model-plan")
         hint = gr.Markdown(switch_hint, elem_id="docmind-model-switch-hint")
         switch = gr.Button("Use another model…", visible=in_use(), elem_id="docmind-model-switch")
         with gr.Column(visible=not in_use(), elem_id="docmind-download-area") as download_area:
@@ -235,12 +237,12 @@ def render(context: AppContext, tabs: gr.Tabs, status: StatusLine) -> gr.Tab:
         go_chat = gr.Tabs(selected="chat") if loaded and not announced else gr.skip()
         switching = switching and not (loaded and not announced)  # the new model is in use: switching is over
         show_area = not in_use() or switching or state.phase is DownloadPhase.RUNNING
-        return (progress_html(state), status_text(), switch_hint(), gr.update(visible=not show_area),
-                gr.update(visible=show_area), disk_text(), details_text(), *buttons(state), go_chat,
+        return (progress_html(state), status_text(), plan_markdown(context, hardware), switch_hint(),
+                gr.update(visible=not show_area), gr.update(visible=show_area), disk_text(), details_text(), *buttons(state), go_chat,
                 announced or loaded, switching, poll_interval(context))
 
     timer.tick(tick, [announced, switching],
-               [progress, model_status, hint, switch, download_area, disk, details, download, pause, tabs,
+               [progress, model_status, plan, hint, switch, download_area, disk, details, download, pause, tabs,
                 announced, switching, timer],
                api_visibility="private", show_progress="hidden")
     return tab

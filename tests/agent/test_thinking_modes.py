@@ -11,8 +11,9 @@ import pytest
 from docmind.agent.chat import ChatService, load_model_handle
 from docmind.agent.events import Done
 from docmind.config import load_settings
-from docmind.model.thinking import BUDGET_CLOSING, EMPTY_THOUGHT
+from docmind.model.thinking import BUDGET_CLOSING, EMPTY_THOUGHT, THINKING_SECONDS
 from tests.agent.conftest import run_turn
+from tests.fixtures.plan_record import record_plan
 from tests.fixtures.thinking_model import build_always_thinking_model
 
 BUDGET = 3
@@ -58,3 +59,27 @@ async def test_answer_fast_on_an_always_thinking_model_skips_the_thought(recorde
     assert handles and all(h.request.prompt.endswith("<|im_start|>assistant\n" + EMPTY_THOUGHT) for h in handles)
     assert all(h.result.thinking_tokens == 0 and not h.result.thinking_cut for h in handles)
     assert done.thinking == ""
+
+
+async def test_the_default_budget_is_twenty_seconds_at_the_speed_measured_on_this_computer(
+        tiny_model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a plan recorded in ``models/plan.json`` (decode 40 tok/s), the default budget is 20 s of it: 800
+    tokens, on the handle and on every request a turn sends."""
+    from docmind.model.runtime import get_runtime, unload
+
+    model = build_always_thinking_model(tiny_model_dir, tmp_path / "thinking-model")
+    settings = load_settings(data_dir=data_dir, model_path=model, quantization="auto", tune_min_weights_bytes=0,
+                             max_new_tokens=40)
+    record_plan(settings, [("float32", "none", 40.0)])
+    try:
+        runtime = get_runtime(settings)
+        assert runtime.loaded.measured_plan.decode_tok_s == 40.0 and runtime.loaded.plan.dtype == "float32"
+        assert load_model_handle(settings).llm.thinking_budget == round(THINKING_SECONDS * 40.0) == 800
+        handles = []
+        submit = runtime.engine.submit
+        monkeypatch.setattr(runtime.engine, "submit", lambda request: handles.append(submit(request)) or handles[-1])
+        events = await run_turn(ChatService(settings, model_loader=load_model_handle), None, "What does it say?")
+        assert isinstance(events[-1], Done) and handles
+        assert all(h.request.thinking_budget == 800 for h in handles)
+    finally:
+        unload()

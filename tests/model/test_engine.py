@@ -280,3 +280,34 @@ def test_shutdown_lets_running_requests_finish_within_the_drain_time(loaded_tiny
     cut.shutdown(drain_seconds=0.3)
     with pytest.raises(EngineStoppedError):
         endless.wait()
+
+
+def test_requests_arriving_together_prefill_their_shared_start_once(loaded_tiny) -> None:
+    """Five agent prompts opening with the same system prompt and tool descriptions, none cached yet: the
+    first stops its prefill at the end of the shared start and leaves that KV in the prefix cache; the
+    other four start from it. The tokens are those of each prompt prefilled alone."""
+    from docmind.model.engine import MIN_SHARED_TOKENS
+    from docmind.model.prefix_cache import common_prefix
+
+    system = ("<|im_start|>system\nYou answer questions about the user's documents. Tools: search_documents "
+              "(query: words to look for) returns passages with citation ids; list_documents lists them. " * 3)
+    questions = ["What is on page 3?", "Summarise the report", "Name the author", "Find the quick brown fox",
+                 "List the documents"]
+    prompts = [f"{system}<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n" for q in questions]
+    alone = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer, prefix_cache_bytes=0)
+    try:
+        ids = [alone.tokenize(p) for p in prompts]
+        expected = [alone.generate(_greedy(p, n=8)).token_ids for p in prompts]
+    finally:
+        alone.shutdown()
+    shared = common_prefix(tuple(ids[0]), ids[1])
+    assert shared >= MIN_SHARED_TOKENS and all(common_prefix(tuple(ids[0]), i) == shared for i in ids[1:])
+
+    together = GenerationEngine(loaded_tiny.model, loaded_tiny.tokenizer)
+    try:
+        results = [h.wait(60) for h in together.submit_many([_greedy(p, n=8) for p in prompts])]
+    finally:
+        together.shutdown()
+    assert together.prefill_tokens == sum(len(i) for i in ids) - 4 * shared
+    assert [r.cached_prompt_tokens for r in results] == [0] + [shared] * 4
+    assert [r.token_ids for r in results] == expected

@@ -1,6 +1,7 @@
 """int4 on CPU, the plan measured on this machine (recorded, reused, re-measured), and the quality guard.
 
-The tiny model here has hidden size 128 so that int4's group size of 128 applies to its linear layers.
+The tiny model here (``int4_model_dir``) has hidden size 128 so that int4's group size of 128 applies to its
+linear layers.
 """
 
 from __future__ import annotations
@@ -19,16 +20,10 @@ from docmind.model.hardware import detect_hardware
 from docmind.model.loading import load_model
 from docmind.model.registry import resolve_model
 from docmind.model.hardware import Hardware
-from docmind.model.tuning import PlanRecord, candidates, progress, read_record, record_key, write_record
+from docmind.model.tuning import PlanRecord, candidates, progress, read_record, write_record
+from tests.fixtures.plan_record import record_plan
 
 GB = 1024**3
-
-
-@pytest.fixture(scope="module")
-def int4_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.tiny_model import build_tiny_qwen3
-
-    return build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3-128"), hidden_size=128, num_hidden_layers=2)
 
 
 def _tokens(loaded) -> tuple[int, ...]:
@@ -127,13 +122,8 @@ def test_quality_guard_falls_back_to_the_next_format(int4_model_dir: Path, tmp_p
     settings = load_settings(data_dir=tmp_path, model_path=int4_model_dir, quantization="auto",
                              tune_min_weights_bytes=0, quantization_min_agreement=1.01)
     choice, hardware = resolve_model(settings), detect_hardware()
-    ranking = [("int4-weight", 30.0), ("int8-weight", 20.0), ("none", 10.0)]
-    write_record(settings, choice, PlanRecord(
-        key=record_key(choice, hardware), model=choice.name, cpu="test", cores=hardware.cpu_cores, threads=1,
-        dtype="bfloat16", quantization="int4-weight", decode_tok_s=30.0, prefill_tok_s=300.0, answer_seconds=16.7,
-        tuning_seconds=1.0, measured_at="2026-01-01T00:00:00+00:00",
-        candidates=[{"dtype": "bfloat16", "quantization": q, "threads": 1, "decode_tok_s": tok_s,
-                     "prefill_tok_s": 300.0, "answer_seconds": 2000 / 300 + 300 / tok_s} for q, tok_s in ranking]))
+    record_plan(settings, [("bfloat16", "int4-weight", 30.0), ("bfloat16", "int8-weight", 20.0),
+                           ("bfloat16", "none", 10.0)])
 
     loaded = load_model(settings)
     assert loaded.plan.quantization == "none" and loaded.quantized_cache is None and loaded.quality is None
@@ -163,3 +153,22 @@ def test_candidates_are_the_formats_that_fit_in_free_ram(int4_model_dir: Path, t
         ("bfloat16", "int8-weight"), ("bfloat16", "int4-weight")}
     assert [(p.dtype, p.quantization) for p in candidates(choice, machine(4.5), 8 * GB)] == [
         ("bfloat16", "int4-weight")]
+
+
+def test_model_status_json_gives_the_thinking_budget_at_the_measured_speed(int4_model_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    """``thinking_budget`` is a new key (the others keep their names): estimated from the model's size until a
+    plan is measured, then 20 s at the recorded decode speed; the setting wins over both."""
+    before = _status(int4_model_dir, tmp_path)
+    assert before["thinking_budget"]["measured"] is False and before["measured_plan"] is None
+    assert 128 <= before["thinking_budget"]["tokens"] <= 2048
+
+    settings = load_settings(data_dir=tmp_path, model_path=int4_model_dir, quantization="auto")
+    record_plan(settings, [("bfloat16", "int4-weight", 25.0), ("bfloat16", "none", 10.0)])
+    after = _status(int4_model_dir, tmp_path)
+    assert after["thinking_budget"] == {"tokens": 500, "seconds": 20.0, "decode_tok_s": 25.0, "measured": True}
+    assert set(before) == set(after) and {"measured_plan", "quality", "plan", "device", "thinks"} <= set(after)
+    assert after["measured_plan"]["decode_tok_s"] == 25.0
+
+    fixed = _status(int4_model_dir, tmp_path, DOCMIND_THINKING_BUDGET="300")
+    assert fixed["thinking_budget"] == {"tokens": 300, "seconds": 12.0, "decode_tok_s": 25.0, "measured": True}
