@@ -189,6 +189,7 @@ def _model_from_cache(path: Path, cache: Path, plan: LoadPlan) -> Any:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
+    _quant_config(plan.quantization, plan.device)  # imports the module that allows its tensor type in weights_only
     saved = torch.load(cache, weights_only=True, mmap=True, map_location=_torch_device(plan))
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     with torch.device("meta"):

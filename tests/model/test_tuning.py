@@ -65,6 +65,18 @@ def test_int4_on_cpu_is_cached_reloaded_and_quality_checked(int4_model_dir: Path
     assert status["measured_plan"] is None and "int4-weight" in status["plan"]
 
 
+def test_a_fresh_process_reloads_the_int4_cache(int4_model_dir: Path, tmp_path: Path) -> None:
+    """The cache holds torchao's int4 tensor type, which ``torch.load(weights_only=True)`` accepts only once its
+    module is imported: a new process (every app start) used to find the cache unusable and quantize again."""
+    load = ("import sys; from pathlib import Path; from docmind.config import load_settings; "
+            "from docmind.model.loading import load_model; "
+            f"m = load_model(load_settings(data_dir=Path(sys.argv[1]), model_path=Path({str(int4_model_dir)!r}), "
+            "quantization='int4-weight')); print(m.cache_hit)")
+    hits = [subprocess.run([sys.executable, "-c", load, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                           check=True).stdout.split()[-1] for _ in range(2)]
+    assert hits == ["False", "True"]
+
+
 def test_the_plan_is_measured_once_and_measured_again_when_model_or_cpu_change(
         int4_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
