@@ -147,7 +147,9 @@ async def test_a_bug_in_a_tool_is_an_error_not_an_observation(settings_with_libr
     with caplog.at_level(logging.ERROR, logger="docmind.agent.chat"):
         events = await run_turn(service, None, "How much did revenue grow?")
     assert isinstance(events[-1], TurnFailed) and "KeyError" in events[-1].message
-    assert len(llm.calls) == 1  # the error was not fed back to the model as an observation
+    # The error is not answered as an observation: the agent's next step may already have asked the model
+    # (its workflow runs on while the event reaches the service), but nothing the model says reaches the user.
+    assert not [e for e in events if isinstance(e, AnswerToken)] and len(llm.calls) <= 2
     record = next(r for r in caplog.records if r.exc_info)
     assert isinstance(record.exc_info[1], KeyError)
     assert any(frame.name == "search" for frame in traceback.extract_tb(record.exc_info[2]))
