@@ -15,7 +15,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -46,6 +46,7 @@ class Citation:
     chunk_id: str = ""
     char_start: int | None = None
     char_end: int | None = None
+    context: str = ""  # where the passage sits: "Title › Heading › Subheading" ("" when unknown)
 
     def to_json(self, rank: int) -> dict[str, Any]:
         """The ``docmind search --json`` form."""
@@ -62,6 +63,7 @@ def _citation(node: Any, score: float) -> Citation:
         chunk_id=node.node_id,
         char_start=metadata.get("char_start"),
         char_end=metadata.get("char_end"),
+        context=str(metadata.get("context") or ""),
     )
 
 
@@ -118,8 +120,7 @@ def list_weights(keyword_scores: list[float], vector_scores: list[float]) -> tup
 
 
 def _with_score(citation: Citation, score: float) -> Citation:
-    return Citation(citation.source, citation.page, citation.text, score, citation.chunk_id,
-                    citation.char_start, citation.char_end)
+    return replace(citation, score=score)
 
 
 @dataclass(frozen=True)
