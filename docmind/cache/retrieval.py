@@ -15,7 +15,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very first ranks
 DECISIVE_RANK = 5  # decisiveness compares a ranking's first score with its score at this rank
 QUERY_EMBEDDINGS_KEPT = 16  # a few per chat searching at the same moment
+SENTENCE_END = re.compile(r"(?<=[?.!;])\s+")
 SearchMode = Literal["hybrid", "vector", "keyword"]
 
 
@@ -134,15 +135,28 @@ class Fusion:
     coverage_power: float = 0.5  # a BM25 hit's weight grows with the share of query terms it holds, to this power
     per_document: int = 1  # chunks of one file in the top results before other files' chunks come first
     context_weight: float = 1.0  # BM25 weight of a match in the section context (title › headings); the text's is 1
+    part_weight: float = 0.5  # weight of each sentence's own ranking against the whole question's (1)
 
 
 @dataclass
 class Candidates:
-    """What each ranking found for one query, before fusion."""
+    """What each ranking found for one query, before fusion; ``parts`` holds those of each sentence
+    of a question of several (see ``question_parts``)."""
 
     keyword: list[Citation] | None
     vector: list[Citation] | None
     coverage: list[float]
+    parts: list[Candidates] = field(default_factory=list)
+
+
+def question_parts(query: str) -> list[str]:
+    """The sentences of a question of several that each hold at least two keyword terms ([] for one).
+
+    "I have a price and a quantity column. I'd like a total kept in sync. Stored or computed?" asks
+    about several things at once; one embedding of it all leans to whichever part dominates.
+    """
+    parts = [part for part in SENTENCE_END.split(query.strip()) if len(query_terms(part)) >= 2]
+    return parts if len(parts) >= 2 else []
 
 
 def cap_per_document(ranked: list[Citation], cap: int) -> list[Citation]:
@@ -156,6 +170,21 @@ def cap_per_document(ranked: list[Citation], cap: int) -> list[Citation]:
         counts[citation.source] += 1
         (kept if counts[citation.source] <= cap else later).append(citation)
     return kept + later
+
+
+def _fused(found: Candidates, fusion: Fusion) -> list[Citation]:
+    """One query's keyword and vector rankings fused (either alone when the other was not run), as deep
+    as the longer of them: a passage that both rankings place low stays out of the fusion of parts."""
+    keyword, vector = found.keyword, found.vector
+    if keyword is None or vector is None:
+        return reciprocal_rank_fusion([keyword if keyword is not None else vector or []], k=fusion.rrf_k)
+    depth = max(len(keyword), len(vector))
+    keyword_weight, vector_weight = list_weights([c.score for c in keyword], [c.score for c in vector])
+    keyword_weight *= fusion.keyword_weight
+    vector_weight *= fusion.vector_weight
+    weights = [[keyword_weight * share**fusion.coverage_power for share in found.coverage],
+               [vector_weight] * len(vector)]
+    return reciprocal_rank_fusion([keyword, vector], weights, k=fusion.rrf_k)[:depth]
 
 
 class Searcher:
@@ -189,8 +218,18 @@ class Searcher:
         self, query: str, pool: int, mode: SearchMode = "hybrid", collections: Sequence[int] | None = None,
         fusion: Fusion | None = None,
     ) -> Candidates | None:
-        """Each ranking's ``pool`` best passages (None: a vector search was asked of a stale library)."""
+        """Each ranking's ``pool`` best passages, for the whole query and for each of its sentences when
+        it has several (None: a vector search was asked of a stale library)."""
         fusion = fusion or self.fusion
+        found = self._candidates(query, pool, mode, collections, fusion)
+        if found is not None:
+            parts = (self._candidates(part, pool, mode, collections, fusion) for part in question_parts(query))
+            found.parts = [part for part in parts if part is not None]
+        return found
+
+    def _candidates(
+        self, query: str, pool: int, mode: SearchMode, collections: Sequence[int] | None, fusion: Fusion
+    ) -> Candidates | None:
         keyword: list[Citation] | None = None
         vector: list[Citation] | None = None
         coverage: list[float] = []
@@ -207,18 +246,17 @@ class Searcher:
 
     def fuse(self, found: Candidates, k: int, fusion: Fusion | None = None) -> list[Citation]:
         """The ``k`` best passages of ``found`` by weighted reciprocal rank fusion, at most
-        ``fusion.per_document`` per file ahead of other files."""
+        ``fusion.per_document`` per file ahead of other files.
+
+        A question of several sentences fuses the whole question's ranking with each sentence's
+        (weighted ``fusion.part_weight``), so a passage answering one part is not lost to the others.
+        """
         fusion = fusion or self.fusion
-        keyword, vector = found.keyword, found.vector
-        if keyword is None or vector is None:
-            ranked = reciprocal_rank_fusion([keyword if keyword is not None else vector or []], k=fusion.rrf_k)
-            return cap_per_document(ranked, fusion.per_document)[:k]
-        keyword_weight, vector_weight = list_weights([c.score for c in keyword], [c.score for c in vector])
-        keyword_weight *= fusion.keyword_weight
-        vector_weight *= fusion.vector_weight
-        weights = [[keyword_weight * share**fusion.coverage_power for share in found.coverage],
-                   [vector_weight] * len(vector)]
-        ranked = reciprocal_rank_fusion([keyword, vector], weights, k=fusion.rrf_k)
+        ranked = _fused(found, fusion)
+        if found.parts:
+            rankings = [ranked] + [_fused(part, fusion) for part in found.parts]
+            weights = [[1.0] * len(ranked)] + [[fusion.part_weight] * len(part) for part in rankings[1:]]
+            ranked = reciprocal_rank_fusion(rankings, weights, k=fusion.rrf_k)
         return cap_per_document(ranked, fusion.per_document)[:k]
 
     def _keyword(self, query: str, top_k: int, context_weight: float,

@@ -8,7 +8,7 @@ import pytest
 from llama_index.core.schema import QueryBundle
 
 from docmind.cache import Citation, HybridRetriever, Ingestor, Searcher, reciprocal_rank_fusion
-from docmind.cache.retrieval import decisiveness, list_weights, query_terms
+from docmind.cache.retrieval import Candidates, Fusion, decisiveness, list_weights, query_terms, question_parts
 from docmind.config import Settings, load_settings
 from tests.cache.files import make_pdf
 
@@ -165,3 +165,29 @@ def test_a_question_about_words_the_library_lacks_loses_relevance(settings: Sett
 
     plain, penalised = scores(0.0), scores(0.3)
     assert plain and penalised == pytest.approx([score - 0.1 for score in plain])
+
+
+def test_a_question_of_several_sentences_is_split_into_its_parts() -> None:
+    assert question_parts("My puppy chews the sofa legs. How often should I descale the espresso machine?") == [
+        "My puppy chews the sofa legs.", "How often should I descale the espresso machine?"]
+    assert question_parts("How often should I descale the espresso machine?") == []
+    assert question_parts("Thanks! How often should I descale it?") == []  # "Thanks!" names nothing to search
+
+
+def test_each_part_s_ranking_is_fused_with_the_whole_question_s() -> None:
+    """k = 30. The whole question ranks a then b: a = 1/31 = 0.032258, b = 1/32 = 0.03125. Both parts put b
+    first: b gains 2 · 0.5/31 = 0.032258, so b = 0.063508 leads; with part weight 0 the whole question's order stays."""
+    p = _passages("ab")
+    found = Candidates(None, [p["a"], p["b"]], [], parts=[Candidates(None, [p["b"]], []), Candidates(None, [p["b"]], [])])
+    searcher = Searcher.__new__(Searcher)  # fuse reads no database
+    fused = searcher.fuse(found, 2, Fusion(per_document=0))
+    assert [(c.chunk_id, round(c.score, 6)) for c in fused] == [("b", 0.063508), ("a", 0.032258)]
+    assert [c.chunk_id for c in searcher.fuse(found, 2, Fusion(per_document=0, part_weight=0.0))] == ["a", "b"]
+
+
+def test_a_two_part_question_finds_the_answer_to_each_part(settings: Settings) -> None:
+    searcher = Searcher(settings)
+    question = "My puppy keeps chewing the sofa legs. How often should I descale the espresso machine?"
+    top = searcher.search(question, 2)
+    assert set(names(top)) == {"puppies", "manual"}
+    assert searcher.query_embedding.cache_info().misses == 3  # the question and each of its two sentences
