@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -187,6 +188,27 @@ def _fused(found: Candidates, fusion: Fusion) -> list[Citation]:
     return reciprocal_rank_fusion([keyword, vector], weights, k=fusion.rrf_k)[:depth]
 
 
+@dataclass(frozen=True)
+class UnknownTerms:
+    """What a query asks about that its library never mentions."""
+
+    share: float  # the share of its keyword terms that no chunk contains (0 when it has no terms)
+    names: bool  # one of those is no whole word of the encoder's vocabulary: a name ("pyinstaller", "xlsx")
+
+
+@functools.cache
+def encoder_vocabulary(model_path: Path) -> frozenset[str] | None:
+    """The whole words of the embedding model's WordPiece vocabulary (None when it ships no vocab.txt).
+
+    About 20,000 everyday English words; product names, file formats and rare words are missing.
+    """
+    try:
+        lines = (model_path / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    return frozenset(line for line in lines if line and not line.startswith(("##", "[")))
+
+
 class Searcher:
     """Searches the library of one database; the embedding model is loaded on the first vector search."""
 
@@ -292,13 +314,18 @@ class Searcher:
                 matched[row[0]] += weight
         return [matched[chunk_id] / total for chunk_id in ids]
 
-    def unknown_term_share(self, query: str) -> float:
-        """The share of the query's keyword terms that no chunk of the library contains (0 when it has none).
+    def unknown_terms(self, query: str) -> UnknownTerms:
+        """The query's keyword terms that no chunk of the library contains.
 
         A question about something the documents never mention ("pandas", "keychain") usually names it.
         """
         counts = self._chunk_counts(query_terms(query))
-        return sum(1 for found in counts.values() if not found) / len(counts) if counts else 0.0
+        missing = [term for term, found in counts.items() if not found]
+        vocabulary = encoder_vocabulary(self.model_path)
+        return UnknownTerms(
+            share=len(missing) / len(counts) if counts else 0.0,
+            names=vocabulary is not None and any(term not in vocabulary for term in missing),
+        )
 
     def _chunk_counts(self, terms: set[str]) -> dict[str, int]:
         """How many chunks contain each term (matched by FTS5, so stemmed as in the BM25 ranking)."""
