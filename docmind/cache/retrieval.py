@@ -137,6 +137,8 @@ class Fusion:
     per_document: int = 1  # chunks of one file in the top results before other files' chunks come first
     context_weight: float = 1.0  # BM25 weight of a match in the section context (title › headings); the text's is 1
     part_weight: float = 0.5  # weight of each sentence's own ranking against the whole question's (1)
+    file_evidence: float = 0.2  # a passage gains this times the fused score of its file's second-best passage,
+    evidence_similarity: float = 0.5  # if that one's cosine is at least this share of the best passage's
 
 
 @dataclass
@@ -209,6 +211,28 @@ def encoder_vocabulary(model_path: Path) -> frozenset[str] | None:
     return frozenset(line for line in lines if line and not line.startswith(("##", "[")))
 
 
+def with_file_evidence(ranked: list[Citation], cosine: dict[str, float], fusion: Fusion) -> list[Citation]:
+    """``ranked`` (best first) re-scored and re-sorted: each passage gains ``fusion.file_evidence`` times
+    the score of its file's second-best passage when that passage's cosine (``cosine``, by chunk id) is at
+    least ``fusion.evidence_similarity`` times the best cosine found.
+
+    A file where two passages match the question is likelier to answer it than one with a single lucky
+    match. The cosine condition keeps a long file's unrelated passages, which fill the pool of a small
+    library, from lifting it above a short file that answers. A file's passages keep their order.
+    """
+    if not fusion.file_evidence or not cosine:
+        return ranked
+    enough = fusion.evidence_similarity * max(cosine.values())
+    seen: Counter[str] = Counter()
+    second: dict[str, float] = {}
+    for citation in ranked:
+        seen[citation.source] += 1
+        if seen[citation.source] == 2 and cosine.get(citation.chunk_id, -1.0) >= enough:
+            second[citation.source] = citation.score
+    rescored = [_with_score(c, c.score + fusion.file_evidence * second.get(c.source, 0.0)) for c in ranked]
+    return sorted(rescored, key=lambda citation: citation.score, reverse=True)
+
+
 class Searcher:
     """Searches the library of one database; the embedding model is loaded on the first vector search."""
 
@@ -279,6 +303,7 @@ class Searcher:
             rankings = [ranked] + [_fused(part, fusion) for part in found.parts]
             weights = [[1.0] * len(ranked)] + [[fusion.part_weight] * len(part) for part in rankings[1:]]
             ranked = reciprocal_rank_fusion(rankings, weights, k=fusion.rrf_k)
+        ranked = with_file_evidence(ranked, {c.chunk_id: c.score for c in found.vector or []}, fusion)
         return cap_per_document(ranked, fusion.per_document)[:k]
 
     def _keyword(self, query: str, top_k: int, context_weight: float,

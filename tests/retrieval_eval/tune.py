@@ -27,8 +27,9 @@ GRID = {
     "keyword_weight": [0.25, 0.5, 1.0],
     "coverage_power": [0.0, 0.5, 1.0],
     "per_document": [0, 1, 2],
-    "context_weight": [0.0, 1.0, 2.0],
+    "context_weight": [1.0],  # 0, 1, 2 and 4 tied within one question in sessions 4 and 5
     "part_weight": [0.0, 0.5, 1.0],
+    "file_evidence": [0.0, 0.2, 0.5],
 }
 TERM_PENALTIES = [0.0, 0.2, 0.3, 0.4]  # relevance lost per share of the question's terms the library lacks
 NAME_PENALTIES = [0.0, 0.1, 0.2, 0.3]  # relevance lost when one of those is a name (outside the encoder's vocabulary)
