@@ -3,8 +3,9 @@
 Plain RRF lets many look-alike passages that both rankings half-like outvote the one passage that
 only BM25 finds (a part number, a place name), and lets BM25 hits sharing one common word blur a
 clear vector match. So each ranking is weighted by how decisive it is for this query, and each BM25
-hit by the share of the query's terms it contains. ``Searcher.search`` returns ``Citation``s;
-``HybridRetriever`` wraps it as a LlamaIndex retriever for the agent.
+hit by the share of the query's terms it contains. A question of several sentences also searches
+each sentence, and a file whose second passage matches too gains a little (``Searcher.fuse``).
+``Searcher.search`` returns ``Citation``s; ``HybridRetriever`` wraps it as a LlamaIndex retriever for the agent.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ class Citation:
     chunk_id: str = ""
     char_start: int | None = None
     char_end: int | None = None
-    context: str = ""  # where the passage sits: "Title › Heading › Subheading" ("" when unknown)
 
     def to_json(self, rank: int) -> dict[str, Any]:
         """The ``docmind search --json`` form."""
@@ -65,7 +65,6 @@ def _citation(node: Any, score: float) -> Citation:
         chunk_id=node.node_id,
         char_start=metadata.get("char_start"),
         char_end=metadata.get("char_end"),
-        context=str(metadata.get("context") or ""),
     )
 
 
@@ -137,8 +136,8 @@ class Fusion:
     per_document: int = 1  # chunks of one file in the top results before other files' chunks come first
     context_weight: float = 1.0  # BM25 weight of a match in the section context (title › headings); the text's is 1
     part_weight: float = 0.5  # weight of each sentence's own ranking against the whole question's (1)
-    file_evidence: float = 0.2  # a passage gains this times the fused score of its file's second-best passage,
-    evidence_similarity: float = 0.5  # if that one's cosine is at least this share of the best passage's
+    file_evidence: float = 0.2  # a passage gains this times its file's second-best fused score (with_file_evidence)
+    evidence_similarity: float = 0.5  # ... when that passage's cosine is at least this share of the best one's
 
 
 @dataclass
@@ -202,7 +201,7 @@ class UnknownTerms:
 def encoder_vocabulary(model_path: Path) -> frozenset[str] | None:
     """The whole words of the embedding model's WordPiece vocabulary (None when it ships no vocab.txt).
 
-    About 20,000 everyday English words; product names, file formats and rare words are missing.
+    About 22,000 everyday English words; product names, file formats and rare words are missing.
     """
     try:
         lines = (model_path / "vocab.txt").read_text(encoding="utf-8").splitlines()
