@@ -23,12 +23,16 @@ from docmind.cache.retrieval import Citation, Searcher
 log = logging.getLogger(__name__)
 
 SEARCH_K = 5
-MIN_RELEVANCE = 0.32
+MIN_RELEVANCE = 0.28
 """Relevance (see ``DocumentSearch._relevance``) below which a passage is not shown as a source; calibrated
-on the dev half of tests/retrieval_eval (no-answer questions against answerable ones, see tune.py)."""
-UNKNOWN_TERM_PENALTY = 0.3
+with the two penalties on the dev half of tests/retrieval_eval by the rule of ``tune.thresholds``: the most
+no-answer questions flagged while at least 96% of the answerable ones are still answered."""
+UNKNOWN_TERM_PENALTY = 0.2
 """Relevance lost by every passage when all of the query's keyword terms are missing from the library
 (in proportion to the share missing); calibrated with ``MIN_RELEVANCE``."""
+UNKNOWN_NAME_PENALTY = 0.2
+"""Relevance lost by every passage when the query names something the library never contains (a word
+outside the encoder's everyday vocabulary, such as "pyinstaller" or "xlsx"); calibrated with ``MIN_RELEVANCE``."""
 NOTHING_FOUND = "No relevant passages were found in the user's documents."
 NO_DOCUMENTS = "No documents are loaded in DocMind yet."
 
@@ -53,6 +57,7 @@ class DocumentSearch:
         min_relevance: float = MIN_RELEVANCE,
         scope: Scope | None = None,
         unknown_term_penalty: float = UNKNOWN_TERM_PENALTY,
+        unknown_name_penalty: float = UNKNOWN_NAME_PENALTY,
     ) -> None:
         self.searcher = searcher
         self.passages = passages
@@ -61,6 +66,7 @@ class DocumentSearch:
         self.min_relevance = min_relevance
         self.scope = scope or Scope()
         self.unknown_term_penalty = unknown_term_penalty
+        self.unknown_name_penalty = unknown_name_penalty
 
     def has_documents(self) -> bool:
         """True when the chat's scope (all documents, or its collections) holds any passage."""
@@ -88,7 +94,8 @@ class DocumentSearch:
 
     def _relevance(self, query: str, found: list[Citation]) -> list[float]:
         """Each passage's relevance to ``query``: its cosine similarity, less ``unknown_term_penalty``
-        times the share of the query's terms that the library never contains.
+        times the share of the query's terms that the library never contains, less ``unknown_name_penalty``
+        when one of those is a name (see ``Searcher.unknown_terms``).
 
         When the library was embedded by another model, only keyword matches were found, and
         they are kept (they contain the query's words).
@@ -106,7 +113,8 @@ class DocumentSearch:
                              node_ids=ids)
         )
         cosine = dict(zip(result.ids or [], result.similarities or []))
-        penalty = self.unknown_term_penalty * self.searcher.unknown_term_share(query)
+        unknown = self.searcher.unknown_terms(query)
+        penalty = self.unknown_term_penalty * unknown.share + self.unknown_name_penalty * unknown.names
         return [float(cosine.get(c.chunk_id, 0.0)) - penalty for c in found]
 
     def query_from(self, kwargs: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import pytest
 from llama_index.core.schema import QueryBundle
 
 from docmind.cache import Citation, HybridRetriever, Ingestor, Searcher, reciprocal_rank_fusion
-from docmind.cache.retrieval import decisiveness, list_weights, query_terms
+from docmind.cache.retrieval import Candidates, Fusion, UnknownTerms, decisiveness, list_weights, query_terms, question_parts
 from docmind.config import Settings, load_settings
 from tests.cache.files import make_pdf
 
@@ -145,23 +145,54 @@ def test_decisiveness_and_list_weights() -> None:
     assert list_weights([5.0, 5.0, 5.0, 5.0, 5.0], [0.5, 0.5, 0.5, 0.5, 0.5]) == (1.0, 1.0)
 
 
-def test_unknown_term_share_counts_the_query_words_no_chunk_contains(settings: Settings) -> None:
+def test_unknown_terms_are_the_query_words_no_chunk_contains(settings: Settings) -> None:
     searcher = Searcher(settings)
-    assert searcher.unknown_term_share("descaling the steam wand") == 0.0  # "descaling" stems like the text
-    assert searcher.unknown_term_share("descale the submarine") == pytest.approx(0.5)
-    assert searcher.unknown_term_share("submarine propeller torque") == 1.0
-    assert searcher.unknown_term_share("the of and") == 0.0  # only stop words: nothing to judge by
+    assert searcher.unknown_terms("descaling the steam wand") == UnknownTerms(0.0, False)  # stems like the text
+    assert searcher.unknown_terms("descale the submarine") == UnknownTerms(0.5, False)  # an everyday word
+    assert searcher.unknown_terms("submarine propeller torque") == UnknownTerms(1.0, False)
+    assert searcher.unknown_terms("the of and") == UnknownTerms(0.0, False)  # only stop words: nothing to judge by
+    assert searcher.unknown_terms("descale it with pyinstaller") == UnknownTerms(0.5, True)  # a name it lacks
+    assert searcher.unknown_terms("espresso") == UnknownTerms(0.0, False)  # a name it has
 
 
 def test_a_question_about_words_the_library_lacks_loses_relevance(settings: Settings) -> None:
     from docmind.agent.citations import TurnPassages
     from docmind.agent.tools import DocumentSearch
 
-    question = "How do I descale the machine with pandas?"  # "pandas": 1 of 3 terms unknown
-    def scores(penalty: float) -> list[float]:
+    def scores(question: str, term_penalty: float, name_penalty: float) -> list[float]:
         search = DocumentSearch(Searcher(settings), TurnPassages(), question, min_relevance=float("-inf"),
-                                unknown_term_penalty=penalty)
+                                unknown_term_penalty=term_penalty, unknown_name_penalty=name_penalty)
         return [p.score for p in search.search(question)]
 
-    plain, penalised = scores(0.0), scores(0.3)
-    assert plain and penalised == pytest.approx([score - 0.1 for score in plain])
+    named = "How do I descale the machine with pandas?"  # "pandas", a name: 1 of 3 terms unknown
+    plain = scores(named, 0.0, 0.0)
+    assert plain and scores(named, 0.3, 0.0) == pytest.approx([score - 0.1 for score in plain])
+    assert scores(named, 0.3, 0.2) == pytest.approx([score - 0.3 for score in plain])
+    everyday = "How do I descale the machine on a submarine?"  # "submarine", an everyday word: no name penalty
+    assert scores(everyday, 0.3, 0.2) == pytest.approx([score - 0.1 for score in scores(everyday, 0.0, 0.0)])
+
+
+def test_a_question_of_several_sentences_is_split_into_its_parts() -> None:
+    assert question_parts("My puppy chews the sofa legs. How often should I descale the espresso machine?") == [
+        "My puppy chews the sofa legs.", "How often should I descale the espresso machine?"]
+    assert question_parts("How often should I descale the espresso machine?") == []
+    assert question_parts("Thanks! How often should I descale it?") == []  # "Thanks!" names nothing to search
+
+
+def test_each_part_s_ranking_is_fused_with_the_whole_question_s() -> None:
+    """k = 30. The whole question ranks a then b: a = 1/31 = 0.032258, b = 1/32 = 0.03125. Both parts put b
+    first: b gains 2 · 0.5/31 = 0.032258, so b = 0.063508 leads; with part weight 0 the whole question's order stays."""
+    p = _passages("ab")
+    found = Candidates(None, [p["a"], p["b"]], [], parts=[Candidates(None, [p["b"]], []), Candidates(None, [p["b"]], [])])
+    searcher = Searcher.__new__(Searcher)  # fuse reads no database
+    fused = searcher.fuse(found, 2, Fusion(per_document=0))
+    assert [(c.chunk_id, round(c.score, 6)) for c in fused] == [("b", 0.063508), ("a", 0.032258)]
+    assert [c.chunk_id for c in searcher.fuse(found, 2, Fusion(per_document=0, part_weight=0.0))] == ["a", "b"]
+
+
+def test_a_two_part_question_finds_the_answer_to_each_part(settings: Settings) -> None:
+    searcher = Searcher(settings)
+    question = "My puppy keeps chewing the sofa legs. How often should I descale the espresso machine?"
+    top = searcher.search(question, 2)
+    assert set(names(top)) == {"puppies", "manual"}
+    assert searcher.query_embedding.cache_info().misses == 3  # the question and each of its two sentences

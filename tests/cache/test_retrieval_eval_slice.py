@@ -22,7 +22,7 @@ SLICE = Path(__file__).resolve().parents[1] / "fixtures" / "retrieval_slice" / "
 RECALL_AT_5_FLOOR = 0.92
 MRR_AT_10_FLOOR = 0.85
 NO_ANSWER_FLAGGED_FLOOR = 0.25
-ANSWERED_FLOOR = 0.8
+ANSWERED_FLOOR = 0.88  # 22 of 25; the settings of session 5 answer 23
 
 
 def slice_questions() -> list[Question]:
