@@ -43,7 +43,7 @@ class ServerInfo:
 def client_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for an ``openai`` client of ``settings.llm_base_url``: its key, our timeouts, no
     retries of its own. Raises ``ModelServerError`` when no server is set."""
-    import httpx
+    import openai
 
     if not settings.llm_base_url:
         raise ModelServerError("No model server is set: give its URL (DOCMIND_LLM_BASE_URL or the Model tab).")
@@ -51,7 +51,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "base_url": settings.llm_base_url.rstrip("/"),
         "api_key": settings.llm_api_key or "none",  # the client insists on a key; servers without keys ignore it
         "max_retries": 0,  # connection retries are ours (tenacity), and never once the answer streams
-        "timeout": httpx.Timeout(settings.llm_timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS),
+        "timeout": openai.Timeout(settings.llm_timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS),
     }
 
 
