@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import docmind._torch_process  # noqa: F401 - the environment defaults every model load shares, before torch loads
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
